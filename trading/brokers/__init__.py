@@ -1,0 +1,21 @@
+"""Brokers behind one async interface, chosen by the BROKER setting (like Django's backends)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .base import BaseBroker
+
+
+@cache
+def _broker_class(path: str) -> type[BaseBroker]:
+    return import_string(path)
+
+
+def get_broker() -> BaseBroker:
+    """A broker instance for the configured backend (`paper`, `alpaca` or a dotted path)."""
+    path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)
+    return _broker_class(path)()

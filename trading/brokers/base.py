@@ -1,0 +1,128 @@
+"""The broker interface. Every broker is async; sync callers use `asgiref.sync.async_to_sync`.
+
+Values cross the interface as the small dataclasses below, never as ORM objects or SDK models,
+so that services can apply a paper fill and an Alpaca fill with the same bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+class BrokerError(Exception):
+    """A broker refused or failed a call.
+
+    `permanent` tells give-up (a rejection: bad symbol, no buying power) from retry (a timeout,
+    a 5xx, a rate limit). `code` is our error code (`insufficient_buying_power`, ...).
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: str = "broker_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    client_order_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    type: str  # "market" | "limit" | "stop" | "stop_limit"
+    qty: Decimal
+    time_in_force: str = "day"  # "day" | "gtc"
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    session_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Fill:
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    executed_at: datetime
+    broker_trade_id: str = ""
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """The broker's view of one order."""
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    side: str
+    type: str
+    qty: Decimal
+    status: str  # one of trading.models.OrderStatus values
+    filled_qty: Decimal = Decimal("0")
+    filled_avg_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = "day"
+    reject_reason: str = ""
+    submitted_at: datetime | None = None
+    # Fills the broker reports with this answer (the paper broker fills market orders at once).
+    fills: list[Fill] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BrokerAccount:
+    cash: Decimal
+    equity: Decimal
+    buying_power: Decimal
+    currency: str = "USD"
+    status: str = "ACTIVE"
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    market_value: Decimal | None = None
+    unrealized_pl: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class BrokerClock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime | None
+    next_close: datetime | None
+
+
+class BaseBroker:
+    """What a broker backend implements. `name` is stored on sessions and orders."""
+
+    name = "base"
+
+    async def initialize(self) -> None:
+        """Connect and check credentials; called once before first use."""
+
+    async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
+        raise NotImplementedError
+
+    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
+        raise NotImplementedError
+
+    async def get_orders(
+        self, *, status: str = "open", session_id: int | None = None
+    ) -> list[BrokerOrder]:
+        raise NotImplementedError
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        """The broker's order with this client_order_id, or None if it never arrived."""
+        raise NotImplementedError
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        raise NotImplementedError
+
+    async def cancel_order(self, broker_order_id: str) -> None:
+        raise NotImplementedError
+
+    async def get_clock(self) -> BrokerClock:
+        raise NotImplementedError

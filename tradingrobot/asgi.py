@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+# Django must be set up before the consumers (and the models they import) are imported.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
+
+from streaming.auth import WebSocketAuthMiddleware  # noqa: E402
+from streaming.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            CookieMiddleware(SessionMiddleware(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))))
+        ),
+    }
+)

@@ -1,0 +1,243 @@
+"""Settings for TradingRobotPlug, read from the environment (django-environ, optional `.env`).
+
+With nothing set, the system runs on embedded defaults: SQLite under `var/`, the embedded Redis
+that `tradingrobot.embedded_redis` starts (it exports REDIS_URL to the processes it runs), the
+paper broker and the synthetic market-data provider.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # A per-installation key kept under var/, so signed tokens and sessions survive restarts.
+    _key_file = VAR_DIR / "secret_key"
+    if not _key_file.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        _key_file.write_text(get_random_secret_key())
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "django_celery_beat",
+    "channels",
+    "trading",
+    "marketdata",
+    "strategies",
+    "streaming",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradingrobot.urls"
+ASGI_APPLICATION = "tradingrobot.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # web, worker and beat write to one SQLite file: WAL lets readers run beside the writer and
+    # IMMEDIATE transactions take the write lock up front instead of failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, Celery broker, cache ---------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if not REDIS_URL:
+    # Outside `make run`/`make test` (which start the embedded server and export REDIS_URL), a
+    # running embedded server leaves its address under var/ for other commands to find.
+    from tradingrobot.embedded_redis import recorded_url
+
+    REDIS_URL = recorded_url(VAR_DIR) or "redis://127.0.0.1:6379/0"
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env.str("CHANNELS_PREFIX", default="trp"),
+            "capacity": 1000,
+            "expiry": 30,
+        },
+    }
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_PREFIX", default="trp"),
+        "TIMEOUT": 300,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# --- Auth, sessions ---------------------------------------------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# npm installs front-end packages (lightweight-charts) into node_modules; only its dist files
+# are served.
+if (BASE_DIR / "node_modules").exists():
+    STATICFILES_DIRS.append(("vendor", BASE_DIR / "node_modules"))
+WHITENOISE_USE_FINDERS = True
+
+# --- REST API ----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "trading.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["trading.api.permissions.HasReadScope"],
+    "EXCEPTION_HANDLER": "trading.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "trading.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+WEBSOCKET_TOKEN_MAX_AGE = env.int("WEBSOCKET_TOKEN_MAX_AGE", default=300)
+
+# --- Trading ---------------------------------------------------------------------------------------------
+BROKER = env.str("BROKER", default="paper")
+BROKER_BACKENDS = {
+    "paper": "trading.brokers.paper.PaperBroker",
+    "alpaca": "trading.brokers.alpaca.AlpacaBroker",
+}
+if BROKER not in BROKER_BACKENDS and "." not in BROKER:
+    raise ImproperlyConfigured(
+        f"BROKER={BROKER!r} is not one of {sorted(BROKER_BACKENDS)} nor a dotted path."
+    )
+PAPER_STARTING_CASH = Decimal(env.str("PAPER_STARTING_CASH", default="100000"))
+PAPER_SLIPPAGE_BPS = Decimal(env.str("PAPER_SLIPPAGE_BPS", default="0"))
+PAPER_FEE_PER_ORDER = Decimal(env.str("PAPER_FEE_PER_ORDER", default="0"))
+ALPACA_API_KEY = env.str("ALPACA_API_KEY", default="")
+ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="")
+ALPACA_PAPER = env.bool("ALPACA_PAPER", default=True)
+ALPACA_URL_OVERRIDE = env.str("ALPACA_URL_OVERRIDE", default="") or None
+ALPACA_DATA_URL_OVERRIDE = env.str("ALPACA_DATA_URL_OVERRIDE", default="") or None
+
+# --- Market data ---------------------------------------------------------------------------------------
+MARKETDATA_PROVIDER = env.str("MARKETDATA_PROVIDER", default="synthetic")
+MARKETDATA_PROVIDERS = {
+    "synthetic": "marketdata.providers.synthetic.SyntheticProvider",
+    "alpaca": "marketdata.providers.alpaca.AlpacaProvider",
+    "wordpress": "marketdata.providers.wordpress.WordPressProvider",
+}
+if MARKETDATA_PROVIDER not in MARKETDATA_PROVIDERS and "." not in MARKETDATA_PROVIDER:
+    raise ImproperlyConfigured(
+        f"MARKETDATA_PROVIDER={MARKETDATA_PROVIDER!r} is not one of "
+        f"{sorted(MARKETDATA_PROVIDERS)} nor a dotted path."
+    )
+PRIMARY_SYMBOLS = [s.upper() for s in env.list("PRIMARY_SYMBOLS", default=["TSLA", "QQQ", "SPY", "NVDA"])]
+COLLECT_INTERVAL_SECONDS = env.int("COLLECT_INTERVAL_SECONDS", default=300)
+if COLLECT_INTERVAL_SECONDS < 1:
+    raise ImproperlyConfigured("COLLECT_INTERVAL_SECONDS must be at least 1.")
+SYNTHETIC_SEED = env.int("SYNTHETIC_SEED", default=42)
+# "simulated": each collection advances the market by one 5-minute bar, so the demo trades at any
+# hour. "exchange": bars follow the real NYSE clock. The synthetic provider defaults to simulated.
+MARKET_CLOCK = env.str(
+    "MARKET_CLOCK", default="simulated" if MARKETDATA_PROVIDER == "synthetic" else "exchange"
+)
+if MARKET_CLOCK not in ("simulated", "exchange"):
+    raise ImproperlyConfigured("MARKET_CLOCK must be 'simulated' or 'exchange'.")
+HISTORY_BARS_ON_START = env.int("HISTORY_BARS_ON_START", default=156)
+STALE_AFTER_SECONDS = env.int("STALE_AFTER_SECONDS", default=max(2 * COLLECT_INTERVAL_SECONDS, 60))
+WORDPRESS_API_URL = env.str("WORDPRESS_API_URL", default="")
+
+# --- Strategies ----------------------------------------------------------------------------------------
+STRATEGIES_DIR = Path(env.str("STRATEGIES_DIR", default=str(BASE_DIR / "strategies" / "plugins")))
+
+# --- Logging -------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
