@@ -9,7 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
 from streaming.auth import WebSocketAuthMiddleware  # noqa: E402
@@ -18,8 +17,10 @@ from streaming.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            CookieMiddleware(SessionMiddleware(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))))
+        # Origin checks live in WebSocketAuthMiddleware: cookies only from our own origin,
+        # tokens from anywhere (a WordPress site's dashboard).
+        "websocket": CookieMiddleware(
+            SessionMiddleware(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

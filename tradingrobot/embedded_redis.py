@@ -65,12 +65,18 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             [
                 _redis_binary(),
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.dir),
-                "--logfile", str(self.dir / "redis.log"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.dir / "redis.log"),
             ],
             stdin=subprocess.DEVNULL,
             # Its own process group: Ctrl-C in a terminal reaches us, and we stop it last, after
@@ -126,11 +132,16 @@ def run(command: list[str]) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    parent = os.getppid()
     try:
         while True:
             try:
-                code = child.wait()
+                code = child.wait(timeout=1)
                 break
+            except subprocess.TimeoutExpired:
+                # Whoever started us (make) is gone, e.g. killed alone: shut everything down.
+                if os.getppid() != parent:
+                    forward(signal.SIGTERM, None)
             except InterruptedError:
                 continue
     finally:

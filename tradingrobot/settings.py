@@ -156,6 +156,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # npm installs front-end packages (lightweight-charts) into node_modules; only its dist files
 # are served.
@@ -166,12 +167,12 @@ WHITENOISE_USE_FINDERS = True
 # --- REST API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "trading.api.authentication.ApiKeyAuthentication",
+        "tradingrobot.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["trading.api.permissions.HasReadScope"],
-    "EXCEPTION_HANDLER": "trading.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "trading.api.pagination.Pagination",
+    "DEFAULT_PERMISSION_CLASSES": ["tradingrobot.api.permissions.HasReadScope"],
+    "EXCEPTION_HANDLER": "tradingrobot.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "tradingrobot.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -210,7 +211,9 @@ if MARKETDATA_PROVIDER not in MARKETDATA_PROVIDERS and "." not in MARKETDATA_PRO
         f"MARKETDATA_PROVIDER={MARKETDATA_PROVIDER!r} is not one of "
         f"{sorted(MARKETDATA_PROVIDERS)} nor a dotted path."
     )
-PRIMARY_SYMBOLS = [s.upper() for s in env.list("PRIMARY_SYMBOLS", default=["TSLA", "QQQ", "SPY", "NVDA"])]
+PRIMARY_SYMBOLS = [
+    s.upper() for s in env.list("PRIMARY_SYMBOLS", default=["TSLA", "QQQ", "SPY", "NVDA"])
+]
 COLLECT_INTERVAL_SECONDS = env.int("COLLECT_INTERVAL_SECONDS", default=300)
 if COLLECT_INTERVAL_SECONDS < 1:
     raise ImproperlyConfigured("COLLECT_INTERVAL_SECONDS must be at least 1.")
@@ -241,3 +244,11 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# --- Risk ---------------------------------------------------------------------------------------------------
+RISK_SYMBOL_ALLOWLIST = [s.upper() for s in env.list("RISK_SYMBOL_ALLOWLIST", default=[])]
+RISK_MAX_ORDER_NOTIONAL = (
+    Decimal(env.str("RISK_MAX_ORDER_NOTIONAL"))
+    if env.str("RISK_MAX_ORDER_NOTIONAL", default="")
+    else None
+)

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="marketdata.collect")
+def collect_bars() -> dict:
+    """Collect the next bars, mark positions to market, then let the strategies act on them."""
+    from marketdata.services import bars_collect
+    from strategies.tasks import run_strategies
+    from trading.services import session_mark_to_market
+
+    result = bars_collect()
+    session_mark_to_market()
+    if result.new_bars:
+        run_strategies.delay()
+    return {"new_bars": sorted(result.new_bars), "errors": result.errors}

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from streaming.events import iso_utc
+from streaming.tokens import token_issue
+from trading.models import ApiKey
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    user_id = serializers.CharField(required=False, max_length=150, allow_blank=True)
+
+
+class WebSocketTokenView(APIView):
+    """A signed, short-lived token for /ws/updates?token=, bound to the caller."""
+
+    def post(self, request):
+        body = TokenRequestSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        user_id = request.user.pk if getattr(request.user, "pk", None) else None
+        token = token_issue(
+            key_id=key.id if key else None,
+            user_id=user_id,
+            subject=body.validated_data.get("user_id") or None,
+        )
+        return Response({"token": token.token, "expires_at": iso_utc(token.expires_at)}, status=201)

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from streaming import events
+from streaming.publish import send_now
+
+
+def snapshot_publish() -> None:
+    from trading.selectors import performance_get, status_get
+
+    send_now(events.STATUS, status_get())
+    send_now(events.PERFORMANCE_UPDATE, performance_get())

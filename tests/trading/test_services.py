@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from marketdata.selectors import last_price
+from trading import services
+from trading.exceptions import InsufficientBuyingPower, InvalidOrder, TradingHalted, UnknownSymbol
+from trading.models import Order, OrderStatus, Position, Trade
+
+
+@pytest.fixture
+def ready(session, market):
+    return session
+
+
+def test_market_buy_fills_at_last_close_and_books_cash_position_trade(ready):
+    price = last_price("SPY")
+    result = services.order_submit(symbol="spy", side="buy", qty=Decimal("10"))
+
+    order = result.order
+    assert result.created
+    assert order.status == OrderStatus.FILLED
+    assert order.filled_qty == Decimal("10")
+    assert order.filled_avg_price == price
+    trade = Trade.objects.get(order=order)
+    assert (trade.symbol, trade.qty, trade.price) == ("SPY", Decimal("10"), price)
+    position = Position.objects.get(session=ready, symbol="SPY")
+    assert position.qty == Decimal("10") and position.avg_entry_price == price
+    ready.refresh_from_db()
+    assert ready.cash == ready.starting_cash - 10 * price
+
+
+def test_selling_realizes_pnl_against_average_entry(ready):
+    services.order_submit(symbol="SPY", side="buy", qty=Decimal("4"))
+    entry = Position.objects.get(symbol="SPY").avg_entry_price
+    # Move the market: a higher close for the next bar.
+    from marketdata.models import Bar
+
+    bar = Bar.objects.filter(symbol="SPY").order_by("-timestamp").first()
+    bar.close = entry + Decimal("5")
+    bar.save()
+
+    services.order_submit(symbol="SPY", side="sell", qty=Decimal("3"))
+
+    sell = Trade.objects.get(side="sell")
+    assert sell.realized_pnl == Decimal("15")
+    position = Position.objects.get(symbol="SPY")
+    assert position.qty == Decimal("1")
+    assert position.avg_entry_price == entry
+    assert position.realized_pnl == Decimal("15")
+
+
+def test_same_client_order_id_returns_the_existing_order_without_a_second_fill(ready):
+    first = services.order_submit(
+        symbol="QQQ", side="buy", qty=Decimal("1"), client_order_id="abc-1"
+    )
+    again = services.order_submit(
+        symbol="QQQ", side="buy", qty=Decimal("1"), client_order_id="abc-1"
+    )
+
+    assert first.created and not again.created
+    assert again.order.pk == first.order.pk
+    assert Order.objects.count() == 1
+    assert Trade.objects.count() == 1
+
+
+def test_kill_switch_refuses_new_orders_until_resumed(ready):
+    services.trading_halt(reason="test")
+    with pytest.raises(TradingHalted):
+        services.order_submit(symbol="SPY", side="buy", qty=Decimal("1"))
+    assert Order.objects.count() == 0
+
+    services.trading_resume()
+    assert (
+        services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order.status == "filled"
+    )
+
+
+def test_unaffordable_order_is_rejected_and_recorded(ready):
+    with pytest.raises(InsufficientBuyingPower):
+        services.order_submit(symbol="SPY", side="buy", qty=Decimal("100000"))
+    order = Order.objects.get()
+    assert order.status == OrderStatus.REJECTED
+    assert "insufficient_buying_power" in order.reject_reason
+    assert Trade.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"qty": Decimal("0")},
+        {"qty": Decimal("-1")},
+        {"side": "hold"},
+        {"type": "limit"},
+        {"client_order_id": "x" * 129},
+    ],
+)
+def test_invalid_orders_change_nothing(ready, kwargs):
+    params = {"symbol": "SPY", "side": "buy", "qty": Decimal("1"), **kwargs}
+    with pytest.raises(InvalidOrder):
+        services.order_submit(**params)
+    assert Order.objects.count() == 0
+
+
+def test_unknown_symbol(ready):
+    with pytest.raises(UnknownSymbol):
+        services.order_submit(symbol="ZZZZ", side="buy", qty=Decimal("1"))
+
+
+def test_illegal_transition_raises(ready):
+    order = services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order
+    with pytest.raises(services.IllegalTransition):
+        services.order_transition(order, OrderStatus.NEW)

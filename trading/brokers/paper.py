@@ -1,0 +1,160 @@
+"""The built-in paper broker: to brokers what `locmem` is to mail.
+
+It keeps its state in the database (the session's cash and positions) and prices orders from
+the latest stored bar: market orders fill at once at the last close plus slippage, and an order
+it cannot afford is rejected, as a real broker would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from marketdata import calendar
+from trading.brokers.base import (
+    BaseBroker,
+    BrokerAccount,
+    BrokerClock,
+    BrokerError,
+    BrokerOrder,
+    BrokerPosition,
+    Fill,
+    OrderRequest,
+)
+
+CENT = Decimal("0.0001")
+BPS = Decimal("10000")
+
+
+def _last_price(symbol: str) -> Decimal | None:
+    from marketdata.selectors import last_price
+
+    return last_price(symbol)
+
+
+def _session_state(
+    session_id: int | None,
+) -> tuple[Decimal, dict[str, tuple[Decimal, Decimal, Decimal]]]:
+    from trading.models import Position, TradingSession
+
+    session = TradingSession.objects.get(pk=session_id) if session_id else None
+    if session is None:
+        from trading.selectors import session_current
+
+        session = session_current()
+    positions = {
+        p.symbol: (p.qty, p.avg_entry_price, p.last_price)
+        for p in Position.objects.filter(session=session).exclude(qty=0)
+    }
+    return session.cash, positions
+
+
+class PaperBroker(BaseBroker):
+    name = "paper"
+
+    def __init__(self) -> None:
+        self.slippage_bps = settings.PAPER_SLIPPAGE_BPS
+        self.fee_per_order = settings.PAPER_FEE_PER_ORDER
+
+    async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
+        cash, positions = await sync_to_async(_session_state)(session_id)
+        equity = cash + sum((qty * last for qty, _avg, last in positions.values()), Decimal("0"))
+        return BrokerAccount(cash=cash, equity=equity, buying_power=max(cash, Decimal("0")))
+
+    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
+        _cash, positions = await sync_to_async(_session_state)(session_id)
+        return [
+            BrokerPosition(
+                symbol=symbol,
+                qty=qty,
+                avg_entry_price=avg,
+                market_value=qty * last,
+                unrealized_pl=(last - avg) * qty,
+            )
+            for symbol, (qty, avg, last) in sorted(positions.items())
+        ]
+
+    async def get_orders(
+        self, *, status: str = "open", session_id: int | None = None
+    ) -> list[BrokerOrder]:
+        from trading.selectors import broker_orders_from_db
+
+        return await sync_to_async(broker_orders_from_db)(status=status, session_id=session_id)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        from trading.selectors import broker_order_from_db
+
+        return await sync_to_async(broker_order_from_db)(client_order_id)
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        price = await sync_to_async(_last_price)(request.symbol)
+        if price is None:
+            raise BrokerError(
+                f"no price for {request.symbol}", permanent=True, code="unknown_symbol"
+            )
+        broker_order_id = f"paper-{uuid.uuid4()}"
+        now = datetime.now(UTC)
+        if request.type != "market":
+            # Resting orders are accepted and filled by later bars (trading.services.orders_match).
+            return BrokerOrder(
+                client_order_id=request.client_order_id,
+                broker_order_id=broker_order_id,
+                symbol=request.symbol,
+                side=request.side,
+                type=request.type,
+                qty=request.qty,
+                status="accepted",
+                limit_price=request.limit_price,
+                stop_price=request.stop_price,
+                time_in_force=request.time_in_force,
+                submitted_at=now,
+            )
+        fill_price = self.fill_price(price, request.side)
+        fee = self.fee_per_order
+        if request.side == "buy":
+            cash, _positions = await sync_to_async(_session_state)(request.session_id)
+            cost = fill_price * request.qty + fee
+            if cost > cash:
+                raise BrokerError(
+                    f"insufficient buying power: order costs {cost:.2f}, cash is {cash:.2f}",
+                    permanent=True,
+                    code="insufficient_buying_power",
+                )
+        return BrokerOrder(
+            client_order_id=request.client_order_id,
+            broker_order_id=broker_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            type=request.type,
+            qty=request.qty,
+            status="filled",
+            filled_qty=request.qty,
+            filled_avg_price=fill_price,
+            time_in_force=request.time_in_force,
+            submitted_at=now,
+            fills=[Fill(qty=request.qty, price=fill_price, fee=fee, executed_at=now)],
+        )
+
+    def fill_price(self, price: Decimal, side: str) -> Decimal:
+        slip = price * self.slippage_bps / BPS
+        filled = price + slip if side == "buy" else price - slip
+        return filled.quantize(CENT, rounding=ROUND_HALF_UP)
+
+    async def cancel_order(self, broker_order_id: str) -> None:
+        # Resting paper orders live only in our database; the service marks them canceled.
+        return None
+
+    async def get_clock(self) -> BrokerClock:
+        from marketdata.selectors import market_now
+
+        now = await sync_to_async(market_now)()
+        return BrokerClock(
+            timestamp=now,
+            is_open=calendar.is_open(now),
+            next_open=calendar.next_open(now),
+            next_close=calendar.next_close(now),
+        )

@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import QuerySet, Sum
+
+from trading.brokers.base import BrokerOrder
+from trading.models import (
+    OPEN_STATUSES,
+    EquitySnapshot,
+    KillSwitch,
+    Order,
+    Position,
+    SessionStatus,
+    Trade,
+    TradingSession,
+)
+
+ZERO = Decimal("0")
+
+
+def session_current() -> TradingSession | None:
+    """The running session, or None when trading is stopped."""
+    return TradingSession.objects.filter(status=SessionStatus.RUNNING).first()
+
+
+def session_latest() -> TradingSession | None:
+    return TradingSession.objects.order_by("-started_at", "-id").first()
+
+
+def kill_switch_get() -> KillSwitch:
+    switch, _ = KillSwitch.objects.get_or_create(pk=1)
+    return switch
+
+
+def positions_list(
+    session: TradingSession | None = None, *, open_only: bool = True
+) -> QuerySet[Position]:
+    session = session or session_latest()
+    positions = Position.objects.filter(session=session)
+    return positions.exclude(qty=0) if open_only else positions
+
+
+def trades_list(session: TradingSession | None = None) -> QuerySet[Trade]:
+    trades = Trade.objects.select_related("order")
+    return trades.filter(session=session) if session else trades
+
+
+def orders_list() -> QuerySet[Order]:
+    return Order.objects.all()
+
+
+def portfolio_get(session: TradingSession | None = None) -> dict:
+    session = session or session_latest()
+    if session is None:
+        return {
+            "session_id": None,
+            "cash": ZERO,
+            "equity": ZERO,
+            "positions_value": ZERO,
+            "unrealized_pnl": ZERO,
+            "realized_pnl": ZERO,
+            "positions": [],
+        }
+    positions = list(positions_list(session, open_only=False))
+    value = sum((p.market_value for p in positions), ZERO)
+    return {
+        "session_id": session.pk,
+        "cash": session.cash,
+        "equity": session.cash + value,
+        "positions_value": value,
+        "unrealized_pnl": sum((p.unrealized_pnl for p in positions), ZERO),
+        "realized_pnl": sum((p.realized_pnl for p in positions), ZERO),
+        "starting_equity": session.starting_equity,
+        "positions": [position_payload(p) for p in positions if p.qty != 0],
+    }
+
+
+def status_get() -> dict:
+    """The snapshot behind GET /status and the WebSocket `status` event (JSON-ready)."""
+    from marketdata.selectors import last_collected_at, market_clock
+    from streaming.events import iso_utc
+
+    session = session_current() or session_latest()
+    switch = kill_switch_get()
+    clock = market_clock()
+    collected = last_collected_at()
+    return {
+        "trading_enabled": bool(
+            session and session.status == SessionStatus.RUNNING and not switch.engaged
+        ),
+        "halted": switch.engaged,
+        "kill_switch": {
+            "engaged": switch.engaged,
+            "reason": switch.reason,
+            "changed_at": iso_utc(switch.changed_at) if switch.changed_at else None,
+        },
+        "session": session_payload(session) if session else None,
+        "broker": settings.BROKER,
+        "marketdata_provider": settings.MARKETDATA_PROVIDER,
+        "clock": clock["clock"],
+        "market_time": iso_utc(clock["market_time"]),
+        "market_open": clock["market_open"],
+        "symbols": settings.PRIMARY_SYMBOLS,
+        "last_collection_at": iso_utc(collected) if collected else None,
+        "open_orders": Order.objects.filter(status__in=OPEN_STATUSES).count(),
+    }
+
+
+def performance_get(session: TradingSession | None = None) -> dict:
+    session = session or session_latest()
+    if session is None:
+        return {
+            "session_id": None,
+            "equity": "0",
+            "cash": "0",
+            "total_return": None,
+            "realized_pnl": "0",
+        }
+    portfolio = portfolio_get(session)
+    realized = (
+        Trade.objects.filter(session=session).aggregate(total=Sum("realized_pnl"))["total"] or ZERO
+    )
+    equity = portfolio["equity"]
+    total_return = (equity / session.starting_equity - 1) if session.starting_equity else None
+    return {
+        "session_id": session.pk,
+        "equity": str(equity),
+        "cash": str(session.cash),
+        "starting_equity": str(session.starting_equity),
+        "total_return": float(total_return) if total_return is not None else None,
+        "realized_pnl": str(realized),
+        "unrealized_pnl": str(portfolio["unrealized_pnl"]),
+        "trades": Trade.objects.filter(session=session).count(),
+    }
+
+
+def equity_curve(session: TradingSession) -> QuerySet[EquitySnapshot]:
+    return EquitySnapshot.objects.filter(session=session).order_by("timestamp")
+
+
+def session_payload(session: TradingSession) -> dict:
+    from streaming.events import iso_utc
+
+    return {
+        "id": session.pk,
+        "mode": session.mode,
+        "broker": session.broker,
+        "status": session.status,
+        "starting_cash": str(session.starting_cash),
+        "cash": str(session.cash),
+        "started_at": iso_utc(session.started_at),
+        "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
+        "stop_reason": session.stop_reason,
+    }
+
+
+def position_payload(position: Position) -> dict:
+    from streaming.events import iso_utc
+
+    return {
+        "symbol": position.symbol,
+        "qty": str(position.qty),
+        "avg_entry_price": str(position.avg_entry_price),
+        "last_price": str(position.last_price),
+        "market_value": str(position.market_value),
+        "unrealized_pnl": str(position.unrealized_pnl),
+        "realized_pnl": str(position.realized_pnl),
+        "session_id": position.session_id,
+        "updated_at": iso_utc(position.updated_at) if position.updated_at else None,
+    }
+
+
+def order_payload(order: Order) -> dict:
+    from streaming.events import iso_utc
+
+    def ts(value):
+        return iso_utc(value) if value else None
+
+    return {
+        "id": str(order.id),
+        "client_order_id": order.client_order_id,
+        "broker_order_id": order.broker_order_id,
+        "session_id": order.session_id,
+        "strategy_config_id": order.strategy_config_id,
+        "source": order.source,
+        "symbol": order.symbol,
+        "side": order.side,
+        "type": order.type,
+        "qty": str(order.qty),
+        "limit_price": str(order.limit_price) if order.limit_price is not None else None,
+        "stop_price": str(order.stop_price) if order.stop_price is not None else None,
+        "time_in_force": order.time_in_force,
+        "status": order.status,
+        "filled_qty": str(order.filled_qty),
+        "filled_avg_price": str(order.filled_avg_price)
+        if order.filled_avg_price is not None
+        else None,
+        "reject_reason": order.reject_reason,
+        "created_at": ts(order.created_at),
+        "submitted_at": ts(order.submitted_at),
+        "filled_at": ts(order.filled_at),
+        "canceled_at": ts(order.canceled_at),
+    }
+
+
+def trade_payload(trade: Trade) -> dict:
+    from streaming.events import iso_utc
+
+    return {
+        "id": trade.pk,
+        "order_id": str(trade.order_id),
+        "session_id": trade.session_id,
+        "symbol": trade.symbol,
+        "side": trade.side,
+        "qty": str(trade.qty),
+        "price": str(trade.price),
+        "fee": str(trade.fee),
+        "realized_pnl": str(trade.realized_pnl),
+        "executed_at": iso_utc(trade.executed_at),
+    }
+
+
+def broker_orders_from_db(
+    *, status: str = "open", session_id: int | None = None
+) -> list[BrokerOrder]:
+    orders = Order.objects.exclude(broker_order_id="")
+    if status == "open":
+        orders = orders.filter(status__in=OPEN_STATUSES)
+    if session_id:
+        orders = orders.filter(session_id=session_id)
+    return [_as_broker_order(o) for o in orders]
+
+
+def broker_order_from_db(client_order_id: str) -> BrokerOrder | None:
+    order = (
+        Order.objects.filter(client_order_id=client_order_id).exclude(broker_order_id="").first()
+    )
+    return _as_broker_order(order) if order else None
+
+
+def _as_broker_order(order: Order) -> BrokerOrder:
+    return BrokerOrder(
+        client_order_id=order.client_order_id,
+        broker_order_id=order.broker_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        qty=order.qty,
+        status=order.status,
+        filled_qty=order.filled_qty,
+        filled_avg_price=order.filled_avg_price,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        time_in_force=order.time_in_force,
+        reject_reason=order.reject_reason,
+        submitted_at=order.submitted_at,
+    )

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="trading.order_resubmit", max_retries=None)
+def order_resubmit(order_id: str) -> str:
+    from trading.services import order_resubmit as resubmit
+
+    return resubmit(order_id=order_id).status

@@ -1,0 +1,31 @@
+"""Scopes: an API key is `read` or `trade` (trade includes read). A logged-in dashboard user
+(session) may read; staff users may also trade."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+
+from trading.models import ApiKey, ApiScope
+
+
+def _scope(request) -> str | None:
+    if isinstance(request.auth, ApiKey):
+        return request.auth.scope
+    user = request.user
+    if user is not None and user.is_authenticated:
+        return ApiScope.TRADE if user.is_staff else ApiScope.READ
+    return None
+
+
+class HasReadScope(BasePermission):
+    message = "This API key is not allowed to read."
+
+    def has_permission(self, request, view) -> bool:
+        return _scope(request) in (ApiScope.READ, ApiScope.TRADE)
+
+
+class HasTradeScope(BasePermission):
+    message = "This API key is read-only; trading needs the 'trade' scope."
+
+    def has_permission(self, request, view) -> bool:
+        return _scope(request) == ApiScope.TRADE

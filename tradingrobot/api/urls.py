@@ -1,0 +1,12 @@
+"""Every /api/v1/ route, mounted again under the WordPress prefix by tradingrobot.urls."""
+
+from django.urls import include, path
+
+from tradingrobot.api.views import HealthView
+
+urlpatterns = [
+    path("health", HealthView.as_view(), name="health"),
+    path("", include("trading.api.urls")),
+    path("", include("marketdata.api.urls")),
+    path("", include("streaming.api.urls")),
+]

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+logger = logging.getLogger(__name__)
+
+
+def _check_database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:  # noqa: BLE001 - health reports failures, it does not raise them
+        return {"ok": False, "error": str(exc)[:200]}
+
+
+def _check_redis() -> dict:
+    from streaming.redis import client
+
+    try:
+        client().ping()
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": str(exc)[:200]}
+
+
+class HealthView(APIView):
+    """Public: is the database up, is Redis up, how old is the newest bar, is trading halted."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        database = _check_database()
+        redis = _check_redis()
+        market_data: dict = {"last_bar_age_seconds": None, "stale": True}
+        halted = None
+        if database["ok"]:
+            from marketdata.selectors import last_collected_at
+            from trading.selectors import kill_switch_get
+
+            collected = last_collected_at()
+            if collected:
+                age = (timezone.now() - collected).total_seconds()
+                market_data = {
+                    "last_bar_age_seconds": round(age, 1),
+                    "stale": age > settings.STALE_AFTER_SECONDS,
+                }
+            halted = kill_switch_get().engaged
+        ok = database["ok"] and redis["ok"]
+        body = {
+            "status": "ok" if ok else "degraded",
+            "database": database,
+            "redis": redis,
+            "market_data": market_data,
+            "halted": halted,
+        }
+        return Response(body, status=200 if database["ok"] else 503)

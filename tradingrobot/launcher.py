@@ -1,0 +1,36 @@
+"""`make run`: migrate, bootstrap, then web + worker + beat under honcho (Procfile).
+
+Runs under `tradingrobot.embedded_redis`, which provides REDIS_URL and stops everything on
+Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    python = sys.executable
+    bin_dir = str(Path(python).parent)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    env.setdefault("PORT", "8000")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):
+        subprocess.run([python, "manage.py", *step], cwd=ROOT, env=env, check=True)
+    os.chdir(ROOT)
+    # honcho in our place: it starts the Procfile's processes and stops them on SIGINT/SIGTERM.
+    os.execvpe(
+        os.path.join(bin_dir, "honcho"),
+        ["honcho", "--no-colour", "-f", "Procfile", "start", "-p", env["PORT"]],
+        env,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Every periodic job, defined here once and kept in django-celery-beat's tables (editable in
+admin). `schedules_ensure()` creates missing ones; an explicit COLLECT_INTERVAL_SECONDS in the
+environment also resets the collection interval."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from django.conf import settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+SNAPSHOT_INTERVAL_SECONDS = 5
+
+
+def _interval(seconds: int) -> IntervalSchedule:
+    schedule, _ = IntervalSchedule.objects.get_or_create(
+        every=seconds, period=IntervalSchedule.SECONDS
+    )
+    return schedule
+
+
+def schedules_ensure() -> None:
+    jobs = [
+        (
+            "Collect market data",
+            "marketdata.collect",
+            settings.COLLECT_INTERVAL_SECONDS,
+            "COLLECT_INTERVAL_SECONDS" in os.environ,
+        ),
+        ("Stream status snapshot", "streaming.snapshot", SNAPSHOT_INTERVAL_SECONDS, False),
+    ]
+    for name, task, seconds, force in jobs:
+        job, created = PeriodicTask.objects.get_or_create(
+            name=name,
+            defaults={"task": task, "interval": _interval(seconds), "args": json.dumps([])},
+        )
+        if not created and force and job.interval and job.interval.every != seconds:
+            job.interval = _interval(seconds)
+            job.save(update_fields=["interval"])
