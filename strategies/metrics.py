@@ -132,9 +132,7 @@ def compute_metrics(
     pnls = np.asarray(trade_pnls, dtype=np.float64).reshape(-1)
     ts_ns = timestamps_to_ns(timestamps)
     if ts_ns is not None and ts_ns.shape[0] != equity.shape[0]:
-        raise ValueError(
-            f"timestamps has {ts_ns.shape[0]} values but equity has {equity.shape[0]}"
-        )
+        raise ValueError(f"timestamps has {ts_ns.shape[0]} values but equity has {equity.shape[0]}")
     n = int(equity.shape[0])
     out: dict[str, MetricValue] = {
         "bars": n,
@@ -158,7 +156,9 @@ def compute_metrics(
         else:
             years = (n - 1) / periods_per_year
         if years > 0:
-            out["cagr"] = -1.0 if growth <= 0 else _finite(growth ** (1.0 / years) - 1.0)
+            # A short span annualises to astronomically large numbers; overflow means None.
+            with np.errstate(over="ignore"):
+                out["cagr"] = -1.0 if growth <= 0 else _finite(growth ** (1.0 / years) - 1.0)
 
     if n >= 3:
         with np.errstate(divide="ignore", invalid="ignore"):
