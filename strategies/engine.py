@@ -275,8 +275,8 @@ def _trade_records(
         trades["entry_time"] = ts_ns[entry_bar[sl]].view("datetime64[ns]")
         trades["exit_time"] = ts_ns[exit_bar[sl]].view("datetime64[ns]")
     else:
-        trades["entry_time"] = np.datetime64("NaT")
-        trades["exit_time"] = np.datetime64("NaT")
+        trades["entry_time"] = np.datetime64("NaT", "ns")
+        trades["exit_time"] = np.datetime64("NaT", "ns")
     trades["side"] = sign[sl]
     trades["target"] = target[sl]
     abs_qty = np.abs(qty[sl])
@@ -309,7 +309,9 @@ def backtest_strategy(
     cleaned = strategy.validate_params(params)
     signals = strategy.generate_signals(bars, cleaned)
     kwargs.setdefault("allow_short", bool(getattr(strategy, "allow_short", False)))
-    kwargs.setdefault("timestamps", bars.index if isinstance(bars.index, pd.DatetimeIndex) else None)
+    kwargs.setdefault(
+        "timestamps", bars.index if isinstance(bars.index, pd.DatetimeIndex) else None
+    )
     result = run_backtest(
         bars["open"].to_numpy(dtype=np.float64),
         bars["close"].to_numpy(dtype=np.float64),
@@ -351,9 +353,7 @@ def result_to_dict(
         xs = picks.tolist()
     curve = [
         {"t": x, "i": int(i), "equity": _json_float(e), "position": _json_float(p)}
-        for x, i, e, p in zip(
-            xs, picks, result.equity[picks], result.positions[picks], strict=True
-        )
+        for x, i, e, p in zip(xs, picks, result.equity[picks], result.positions[picks], strict=True)
     ]
     trades = result.trades if max_trades is None else result.trades[-max_trades:]
     has_time = result.timestamps is not None
