@@ -42,14 +42,16 @@ def loop_sma(values: list[float], window: int) -> list[float | None]:
 
 def loop_crossover_targets(close: list[float], fast: int, slow: int) -> list[float]:
     f, s = loop_sma(close, fast), loop_sma(close, slow)
-    return [1.0 if a is not None and b is not None and a > b else 0.0 for a, b in zip(f, s)]
+    return [
+        1.0 if a is not None and b is not None and a > b else 0.0 for a, b in zip(f, s, strict=True)
+    ]
 
 
 def loop_band_targets(close: list[float], fast: int, slow: int, band: float) -> list[float]:
     """-1/0/1: long above the slow SMA by more than `band`, short below it, flat in between."""
     f, s = loop_sma(close, fast), loop_sma(close, slow)
     out = []
-    for a, b in zip(f, s):
+    for a, b in zip(f, s, strict=True):
         if a is None or b is None:
             out.append(0.0)
         elif a > b * (1 + band):
@@ -353,3 +355,32 @@ def test_engine_does_not_import_django():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="."
     )
     assert done.stdout.strip() == "False"
+
+
+def test_fixed_fees_that_ruin_the_account_mid_run_match_the_loop():
+    bars = random_bars(4000, seed=21)
+    costs = {"fee_bps": 0.0, "fee_per_trade": 3.0, "slippage_bps": 1.0}
+    result = backtest_strategy(
+        SmaCrossover(), bars, {"fast": 5, "slow": 20}, initial_cash=200.0, **costs
+    )
+    close = bars["close"].tolist()
+    targets = loop_crossover_targets(close, 5, 20)
+    equity, trades = loop_backtest(
+        bars["open"].tolist(), close, targets, cash=200.0, allow_short=False, **costs
+    )
+    assert_same_as_loop(result, equity, trades)
+    # Trading stopped well before the signals did, and the account then stays flat.
+    assert result.trades["exit_index"][-1] < 3000
+    assert result.equity[-1] <= 3.0
+    assert (result.positions[result.trades["exit_index"][-1] :] == 0).all()
+
+
+def test_short_losing_more_than_the_account_ends_trading():
+    price = np.array([10.0, 10.0, 30.0, 30.0, 30.0, 30.0])
+    target = np.array([-1.0, 0.0, -1.0, 0.0, 0.0, 0.0])
+    r = run_backtest(price, price, target, initial_cash=100.0, allow_short=True)
+    # Short 10 units at 10, bought back at 30: a loss of twice the account, no margin call.
+    (trade,) = r.trades
+    assert trade["pnl"] == pytest.approx(-200.0)
+    assert r.equity.tolist() == pytest.approx([100.0, 100.0, -100.0, -100.0, -100.0, -100.0])
+    assert (r.positions[2:] == 0).all()  # the second short signal is never filled
