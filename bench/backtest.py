@@ -100,7 +100,10 @@ def main() -> None:
     engine_bps = args.bars / engine_s
     reference_bps = args.bars / reference_s
     print(f"bars: {args.bars:,}  trades: {result.trades.shape[0]:,}  timing: best of {args.repeat}")
-    print(f"engine:    {engine_s * 1e3:8.1f} ms  {engine_bps:14,.0f} bars/s  peak {engine_peak:.1f} MB")
+    print(
+        f"engine:    {engine_s * 1e3:8.1f} ms  {engine_bps:14,.0f} bars/s  "
+        f"peak {engine_peak:.1f} MB"
+    )
     print(
         f"reference: {reference_s * 1e3:8.1f} ms  {reference_bps:14,.0f} bars/s  "
         f"peak {reference_peak:.1f} MB"
