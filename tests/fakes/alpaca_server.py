@@ -1,4 +1,4 @@
-"""A local stand-in for Alpaca's Trading and Market Data REST APIs, driven by Alpaca's OpenAPI specs.
+"""A local stand-in for Alpaca's Trading and Market Data REST APIs, driven by their OpenAPI specs.
 
 `FakeAlpaca` starts two stdlib HTTP servers on 127.0.0.1 (one per spec, ephemeral ports) in
 background threads. Point alpaca-py at them with `url_override=fake.trading_url` /
@@ -192,9 +192,11 @@ class Spec:
                     resolved = self.resolve(p)
                     params[(resolved["name"], resolved["in"])] = resolved
                 self.operations.append(
-                    Operation(method.upper(), template, re.compile(pattern), op, list(params.values()))
+                    Operation(
+                        method.upper(), template, re.compile(pattern), op, list(params.values())
+                    )
                 )
-        # Literal paths win over templated ones ("/v2/stocks/bars" before "/v2/stocks/{symbol}/...").
+        # Literal paths win over templated ones ("/v2/stocks/bars" before "/v2/stocks/{symbol}/..").
         self.operations.sort(key=lambda o: o.template.count("{"))
 
     def resolve(self, node: Any) -> Any:
@@ -255,7 +257,10 @@ class Spec:
         kind = schema.get("type", "object")
         if kind == "object":
             props = schema.get("properties", {})
-            return {name: self.schema_example(props.get(name, {})) for name in schema.get("required", [])}
+            return {
+                name: self.schema_example(props.get(name, {}))
+                for name in schema.get("required", [])
+            }
         if kind == "array":
             return []
         if kind == "string":
@@ -357,8 +362,8 @@ class FakeAlpaca:
 
         self._trading_server = self._start_server("trading", self.trading_spec)
         self._data_server = self._start_server("data", self.data_spec)
-        self.trading_url = "http://127.0.0.1:%d" % self._trading_server.server_address[1]
-        self.data_url = "http://127.0.0.1:%d" % self._data_server.server_address[1]
+        self.trading_url = f"http://127.0.0.1:{self._trading_server.server_address[1]}"
+        self.data_url = f"http://127.0.0.1:{self._data_server.server_address[1]}"
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -373,7 +378,9 @@ class FakeAlpaca:
         Handler.spec = spec
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, name=f"fake-alpaca-{api}", daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever, name=f"fake-alpaca-{api}", daemon=True
+        )
         thread.start()
         return server
 
@@ -504,7 +511,9 @@ class FakeAlpaca:
             low = min(open_, close) - Decimal("0.10")
             rows.append(
                 {
-                    "t": (start + timedelta(minutes=step_minutes * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "t": (start + timedelta(minutes=step_minutes * i)).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    ),
                     "o": float(open_),
                     "h": float(high),
                     "l": float(low),
@@ -541,9 +550,7 @@ class FakeAlpaca:
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         return [
-            r
-            for r in self.requests
-            if r.method == method.upper() and path in (r.path, r.template)
+            r for r in self.requests if r.method == method.upper() and path in (r.path, r.template)
         ]
 
     # -- request handling -------------------------------------------------------------------
@@ -680,9 +687,7 @@ class FakeAlpaca:
         body = record.json or {}
         client_order_id = body.get("client_order_id") or str(uuid.uuid4())
         if self.order_by_client_id(client_order_id) is not None:
-            return _Response(
-                422, {"code": 40010001, "message": "client_order_id must be unique"}
-            )
+            return _Response(422, {"code": 40010001, "message": "client_order_id must be unique"})
         order_type = body.get("type")
         if body.get("qty") is None and body.get("notional") is None:
             return _Response(422, {"code": 40010001, "message": "qty or notional is required"})
@@ -694,8 +699,10 @@ class FakeAlpaca:
         if qty is not None and qty <= 0:
             return _Response(422, {"code": 40010001, "message": "qty must be > 0"})
         if body.get("side") == "buy" and qty is not None:
-            price = body.get("limit_price") or body.get("stop_price") or self.prices.get(
-                body.get("symbol", "")
+            price = (
+                body.get("limit_price")
+                or body.get("stop_price")
+                or self.prices.get(body.get("symbol", ""))
             )
             if price is not None and qty * _num(price) > self.account["buying_power"]:
                 return _Response(403, {"code": 40310000, "message": "insufficient buying power"})
@@ -843,7 +850,10 @@ class FakeAlpaca:
 
     def _bars_page(self, record: RecordedRequest, symbols: list[str]) -> tuple[dict, str | None]:
         timeframe = record.query["timeframe"]
-        if not re.fullmatch(r"([1-9]|[1-5][0-9])(Min|T)|([1-9]|1[0-9]|2[0-3])(Hour|H)|1(Day|D)|1(Week|W)|(1|2|3|4|6|12)(Month|M)", timeframe):
+        if not re.fullmatch(
+            r"([1-9]|[1-5][0-9])(Min|T)|([1-9]|1[0-9]|2[0-3])(Hour|H)|1(Day|D)|1(Week|W)|(1|2|3|4|6|12)(Month|M)",
+            timeframe,
+        ):
             raise _BadRequest(f"invalid timeframe {timeframe!r}")
         start = _parse_time(record.query["start"]) if "start" in record.query else None
         end = _parse_time(record.query["end"]) if "end" in record.query else None
@@ -859,7 +869,9 @@ class FakeAlpaca:
         offset = 0
         if record.query.get("page_token"):
             try:
-                offset = int(base64.b64decode(record.query["page_token"]).decode().rsplit("|", 1)[1])
+                offset = int(
+                    base64.b64decode(record.query["page_token"]).decode().rsplit("|", 1)[1]
+                )
             except (ValueError, IndexError) as exc:
                 raise _BadRequest("invalid page_token") from exc
         limit = int(record.query.get("limit", "1000"))
@@ -894,7 +906,9 @@ class FakeAlpaca:
 
     def _latest(self, op: Operation, record: RecordedRequest, key: str, store: dict) -> _Response:
         media = self.data_spec.response_media(op, 200)
-        item_schema = self.data_spec.resolve(media["schema"])["properties"][key]["additionalProperties"]
+        item_schema = self.data_spec.resolve(media["schema"])["properties"][key][
+            "additionalProperties"
+        ]
         template = self.data_spec.schema_example(item_schema)
         out = {}
         for symbol in record.query["symbols"].split(","):
@@ -1012,5 +1026,3 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = _serve  # noqa: N815
     do_PATCH = _serve  # noqa: N815
     do_PUT = _serve  # noqa: N815
-
-
