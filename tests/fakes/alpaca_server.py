@@ -272,6 +272,17 @@ class Spec:
         return None
 
 
+_SPECS: dict[Path, Spec] = {}
+
+
+def load_spec(filename: str) -> Spec:
+    """The parsed spec, cached per file: Spec objects are read-only once built."""
+    path = (spec_dir() / filename).resolve()
+    if path not in _SPECS:
+        _SPECS[path] = Spec(filename)
+    return _SPECS[path]
+
+
 # --------------------------------------------------------------------------------------------
 # Recorded requests and fault rules
 # --------------------------------------------------------------------------------------------
@@ -323,8 +334,8 @@ class FakeAlpaca:
     def __init__(self, *, api_key: str = API_KEY, secret_key: str = SECRET_KEY) -> None:
         self.api_key = api_key
         self.secret_key = secret_key
-        self.trading_spec = Spec("trading-api.json")
-        self.data_spec = Spec("market-data-api.json")
+        self.trading_spec = load_spec("trading-api.json")
+        self.data_spec = load_spec("market-data-api.json")
 
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
@@ -378,8 +389,12 @@ class FakeAlpaca:
         Handler.spec = spec
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
+        # A short poll interval keeps stop() (and so each test's teardown) fast.
         thread = threading.Thread(
-            target=server.serve_forever, name=f"fake-alpaca-{api}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"fake-alpaca-{api}",
+            daemon=True,
         )
         thread.start()
         return server
