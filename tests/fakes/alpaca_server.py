@@ -21,7 +21,8 @@ examples hold the placeholder enum value "string"; alpaca-py sends booleans as "
 
 Fault injection (all take `times`, matched against the request path or the spec path template):
 
-* `fail_next(method, path, status=500, body=None, times=1)`: answer with an error and do nothing;
+* `fail_next(method, path, status=500, body=None, times=1, skip=0)`: answer with an error and do
+  nothing (after letting `skip` matching requests through);
 * `delay_next(method, path, seconds, times=1)`: sleep before handling (the request is still
   processed afterwards, like a slow server; use it with a client timeout);
 * `lose_response_next(method, path, status=504, delay=0.0, times=1)`: process the request (an
@@ -309,10 +310,7 @@ class _Rule:
     status: int | None = 500
     body: Any = None
     seconds: float = 0.0
-
-
-class _DropConnection(Exception):
-    pass
+    skip: int = 0  # let this many matching requests through first
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,10 +412,20 @@ class FakeAlpaca:
     # -- fault injection --------------------------------------------------------------------
 
     def fail_next(
-        self, method: str, path: str, *, status: int = 500, body: Any = None, times: int = 1
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        body: Any = None,
+        times: int = 1,
+        skip: int = 0,
     ) -> None:
-        """The next `times` matching requests get `status` and `body`; nothing is processed."""
-        self._rules.append(_Rule("fail", method.upper(), path, times, status=status, body=body))
+        """After `skip` matching requests, the next `times` get `status` and `body` and are
+        not processed (`skip=1` on the bars path fails the second page)."""
+        self._rules.append(
+            _Rule("fail", method.upper(), path, times, status=status, body=body, skip=skip)
+        )
 
     def delay_next(self, method: str, path: str, seconds: float, *, times: int = 1) -> None:
         """Sleep `seconds` before handling the next `times` matching requests."""
@@ -444,6 +452,9 @@ class FakeAlpaca:
             for rule in self._rules:
                 if rule.times > 0 and rule.method == method and rule.path in (path, template):
                     if any(r.kind == rule.kind for r in taken):
+                        continue
+                    if rule.skip > 0:
+                        rule.skip -= 1
                         continue
                     rule.times -= 1
                     taken.append(rule)
