@@ -207,3 +207,28 @@ def test_latest_error_is_provider_error(fake_alpaca, provider):  # noqa: F811
 
     with pytest.raises(ProviderError):
         provider.latest(["SPY"])
+
+
+def test_defaults_come_from_settings(fake_alpaca, settings):  # noqa: F811
+    settings.ALPACA_API_KEY = API_KEY
+    settings.ALPACA_SECRET_KEY = SECRET_KEY
+    settings.ALPACA_DATA_URL_OVERRIDE = fake_alpaca.data_url
+    fake_alpaca.set_latest_trade("SPY", "470")
+
+    assert AlpacaProvider().latest(["SPY"])["SPY"].price == Decimal("470")
+
+
+def test_missing_keys_fail_at_start_up_naming_the_setting(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.ALPACA_API_KEY = ""
+
+    with pytest.raises(ImproperlyConfigured, match="ALPACA_API_KEY"):
+        AlpacaProvider()
+
+
+def test_fake_flags_a_malformed_bar_nobody_asked_for(fake_alpaca, provider):  # noqa: F811
+    fake_alpaca.add_bars("SPY", [{"t": "2024-01-02T14:30:00Z", "o": 1.0}])
+
+    assert provider.fetch_bars("SPY", "5Min", T0, T0 + timedelta(hours=1)) == []
+    assert any("'h' is a required property" in v for v in fake_alpaca.violations)

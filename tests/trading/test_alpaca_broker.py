@@ -480,3 +480,27 @@ def test_fake_catches_response_drift(fake_alpaca, broker):  # noqa: F811
     run(broker.get_order_by_client_id("cid-drift"))
 
     assert any("'forever' is not one of" in v for v in fake_alpaca.violations)
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_defaults_come_from_settings(fake_alpaca, settings):  # noqa: F811
+    settings.ALPACA_API_KEY = API_KEY
+    settings.ALPACA_SECRET_KEY = SECRET_KEY
+    settings.ALPACA_PAPER = True
+    settings.ALPACA_URL_OVERRIDE = fake_alpaca.trading_url
+
+    account = run(AlpacaBroker().get_account())
+
+    assert account.currency == "USD"
+
+
+def test_missing_keys_fail_at_start_up_naming_the_setting(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.ALPACA_API_KEY = ""
+    settings.ALPACA_SECRET_KEY = ""
+
+    with pytest.raises(ImproperlyConfigured, match="ALPACA_API_KEY"):
+        AlpacaBroker()
