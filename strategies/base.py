@@ -94,6 +94,13 @@ class Strategy:
         """How many trailing bars live execution loads to compute the last signal."""
         return max(cls.warmup_bars, 2) + 1
 
+    @classmethod
+    def history_bars(cls, params: dict[str, Any]) -> int:
+        """How many trailing bars live execution loads (>= required_bars). Strategies whose
+        position depends on older history (latched entries, slow smoothing) ask for more, so
+        the live signal matches a backtest over the full history."""
+        return cls.required_bars(params)
+
     def generate_signals(self, bars: pd.DataFrame, params: dict[str, Any]) -> pd.Series:
         """Target exposure in [-1, 1] per bar; `bars` has open/high/low/close/volume columns
         indexed by UTC timestamp. Must use only data up to each bar (no look-ahead)."""
