@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('strategies', '0001_initial'),
+        ("strategies", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='strategyconfig',
-            name='timeframe',
-            field=models.CharField(choices=[('5Min', '5 minutes')], default='5Min', help_text='Bar timeframe; only 5-minute bars are collected today.', max_length=8),
+            model_name="strategyconfig",
+            name="timeframe",
+            field=models.CharField(
+                choices=[("5Min", "5 minutes")],
+                default="5Min",
+                help_text="Bar timeframe; only 5-minute bars are collected today.",
+                max_length=8,
+            ),
         ),
     ]
