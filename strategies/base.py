@@ -75,9 +75,9 @@ class Strategy:
         unknown = sorted(set(values) - set(cls.params))
         if unknown:
             raise ParamError(unknown[0], "unknown parameter")
-        cleaned = {key: spec.default for key, spec in cls.params.items()}
-        for key, value in values.items():
-            cleaned[key] = cls.params[key].clean(key, value)
+        merged = {key: spec.default for key, spec in cls.params.items()} | values
+        # Defaults are checked too: a plugin with an out-of-range default fails to load.
+        cleaned = {key: cls.params[key].clean(key, value) for key, value in merged.items()}
         cls.check_params(cleaned)
         return cleaned
 
