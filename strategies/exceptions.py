@@ -39,3 +39,8 @@ class StrategyFailed(DomainError):
 class NoMarketData(DomainError):
     status_code = 422
     code = "no_market_data"
+
+
+class MarketDataUnavailable(DomainError):
+    status_code = 503
+    code = "marketdata_unavailable"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
 
-from strategies.exceptions import StrategyNotFound
+from strategies.exceptions import MarketDataUnavailable, StrategyNotFound
 from strategies.models import StrategyConfig
 
 # History the database must reach back to before a backtest trusts it: a long weekend plus a
@@ -51,7 +51,13 @@ def bars_for_backtest(
         source = "database"
     else:
         provider = get_provider()
-        fetched = provider.fetch_bars(symbol, timeframe, start, end)
+        try:
+            fetched = provider.fetch_bars(symbol, timeframe, start, end)
+        except Exception as exc:  # noqa: BLE001 - an upstream failure is a 503, never a 500
+            raise MarketDataUnavailable(
+                f"fetching {symbol} history from {provider.name} failed: {exc}",
+                details={"symbol": symbol},
+            ) from exc
         frame = pd.DataFrame(
             [(b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in fetched],
             columns=["t", *COLUMNS],

@@ -98,7 +98,7 @@ class BacktestRequestSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=16),
         required=False,
         allow_empty=False,
-        max_length=50,
+        max_length=10,
     )
     params = serializers.DictField(required=False, help_text="overrides of the config's params")
     initial_cash = serializers.FloatField(required=False, min_value=1)

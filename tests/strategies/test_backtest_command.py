@@ -46,3 +46,16 @@ def test_same_input_same_result(db):
 def test_bad_arguments_are_clear_errors(db, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)
+
+
+def test_a_provider_failure_is_a_503_not_a_500(reader, make_config, monkeypatch):
+    from marketdata.providers.synthetic import SyntheticProvider
+
+    def down(self, *args, **kwargs):
+        raise ConnectionError("upstream down")
+
+    monkeypatch.setattr(SyntheticProvider, "fetch_bars", down)
+    config = make_config()
+    response = reader.post(f"/api/v1/strategies/{config.pk}/backtest", {"days": 5}, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "marketdata_unavailable"
