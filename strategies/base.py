@@ -75,9 +75,9 @@ class Strategy:
         unknown = sorted(set(values) - set(cls.params))
         if unknown:
             raise ParamError(unknown[0], "unknown parameter")
-        cleaned = {key: spec.default for key, spec in cls.params.items()}
-        for key, value in values.items():
-            cleaned[key] = cls.params[key].clean(key, value)
+        merged = {key: spec.default for key, spec in cls.params.items()} | values
+        # Defaults are checked too: a plugin with an out-of-range default fails to load.
+        cleaned = {key: cls.params[key].clean(key, value) for key, value in merged.items()}
         cls.check_params(cleaned)
         return cleaned
 
@@ -93,6 +93,13 @@ class Strategy:
     def required_bars(cls, params: dict[str, Any]) -> int:
         """How many trailing bars live execution loads to compute the last signal."""
         return max(cls.warmup_bars, 2) + 1
+
+    @classmethod
+    def history_bars(cls, params: dict[str, Any]) -> int:
+        """How many trailing bars live execution loads (>= required_bars). Strategies whose
+        position depends on older history (latched entries, slow smoothing) ask for more, so
+        the live signal matches a backtest over the full history."""
+        return cls.required_bars(params)
 
     def generate_signals(self, bars: pd.DataFrame, params: dict[str, Any]) -> pd.Series:
         """Target exposure in [-1, 1] per bar; `bars` has open/high/low/close/volume columns

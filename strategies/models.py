@@ -19,7 +19,12 @@ class StrategyConfig(models.Model):
         default=Decimal("0.25"),
         help_text="Fraction of equity this config may use, split evenly over its symbols.",
     )
-    timeframe = models.CharField(max_length=8, default="5Min")
+    timeframe = models.CharField(
+        max_length=8,
+        default="5Min",
+        choices=[("5Min", "5 minutes")],
+        help_text="Bar timeframe; only 5-minute bars are collected today.",
+    )
     enabled = models.BooleanField(default=False)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_signal = models.JSONField(default=dict, blank=True)
@@ -34,6 +39,7 @@ class StrategyConfig(models.Model):
         return self.name
 
     def clean(self) -> None:
+        from strategies.exceptions import InvalidStrategyConfig
         from strategies.services import strategy_config_validate
 
         try:
@@ -42,6 +48,11 @@ class StrategyConfig(models.Model):
                 symbols=self.symbols,
                 params=self.params,
                 allocation=self.allocation,
+                timeframe=self.timeframe,
             )
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
+        except InvalidStrategyConfig as exc:
+            # Attach the error to its form field (params errors name the parameter).
+            field = exc.field.split(".", 1)[0]
+            if field in {"plugin", "symbols", "params", "allocation", "timeframe"}:
+                raise ValidationError({field: exc.message}) from exc
+            raise ValidationError(exc.message) from exc

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from django.conf import settings
 
 from strategies.base import ParamError, Strategy
@@ -22,7 +24,12 @@ from strategies.base import ParamError, Strategy
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "tradingrobot.strategies"
-BUILTIN_MODULES = ["strategies.builtin.sma_crossover"]
+BUILTIN_MODULES = [
+    "strategies.builtin.sma_crossover",
+    "strategies.builtin.rsi_mean_reversion",
+    "strategies.builtin.bollinger_breakout",
+    "strategies.builtin.momentum",
+]
 
 
 @dataclass
@@ -45,13 +52,35 @@ def _strategy_classes(module) -> list[type[Strategy]]:
     ]
 
 
+def _smoke_bars(n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    index = pd.date_range("2024-01-02 14:30", periods=n, freq="5min", tz="UTC")
+    return pd.DataFrame(
+        {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1e3},
+        index=index,
+    )
+
+
 def _check(cls: type[Strategy]) -> None:
+    """A plugin validates when it has a name, valid defaults, and its defaults produce one
+    target per bar in [-1, 1] (or NaN) on a small random series."""
     if not cls.name or not isinstance(cls.name, str):
         raise TypeError(f"{cls.__qualname__} has no name")
     try:
-        cls.validate_params({})
+        params = cls.validate_params({})
     except ParamError as exc:
         raise TypeError(f"{cls.__qualname__}: default params are invalid: {exc}") from exc
+    bars = _smoke_bars()
+    signals = np.asarray(cls().generate_signals(bars, params), dtype=np.float64)
+    if signals.shape != (len(bars),):
+        raise TypeError(
+            f"{cls.__qualname__}.generate_signals returned shape {signals.shape} "
+            f"for {len(bars)} bars"
+        )
+    finite = signals[~np.isnan(signals)]
+    if finite.size and (finite.min() < -1.0 or finite.max() > 1.0):
+        raise TypeError(f"{cls.__qualname__}.generate_signals returned values outside [-1, 1]")
 
 
 def _add(registry: Registry, cls: type[Strategy], origin: str) -> None:
@@ -131,3 +160,33 @@ def reload() -> Registry:
 
 def get_strategy(name: str) -> type[Strategy] | None:
     return get_registry().strategies.get(name)
+
+
+def plugins_describe() -> list[dict]:
+    """Every plugin the loader saw, loaded or not, for the API and admin (JSON-ready)."""
+    current = get_registry()
+    out = [
+        {
+            "name": name,
+            "description": cls.description or (cls.__doc__ or "").strip(),
+            "origin": current.origins[name],
+            "allow_short": bool(cls.allow_short),
+            "params_schema": cls.params_schema(),
+            "defaults": cls.validate_params({}),
+            "load_error": None,
+        }
+        for name, cls in sorted(current.strategies.items())
+    ]
+    out.extend(
+        {
+            "name": None,
+            "description": "",
+            "origin": origin,
+            "allow_short": False,
+            "params_schema": {},
+            "defaults": {},
+            "load_error": error,
+        }
+        for origin, error in sorted(current.errors.items())
+    )
+    return out

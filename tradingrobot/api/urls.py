@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("trading.api.urls")),
     path("", include("marketdata.api.urls")),
     path("", include("streaming.api.urls")),
+    path("", include("strategies.api.urls")),
 ]

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from strategies import registry
+from strategies.models import StrategyConfig
+from strategies.services import MAX_BACKTEST_DAYS
+
+
+class PluginSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_null=True)
+    description = serializers.CharField()
+    origin = serializers.CharField()
+    allow_short = serializers.BooleanField()
+    params_schema = serializers.DictField()
+    defaults = serializers.DictField()
+    load_error = serializers.CharField(allow_null=True)
+
+
+class StrategyConfigSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+    load_error = serializers.SerializerMethodField()
+    params_schema = serializers.SerializerMethodField()
+    defaults = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StrategyConfig
+        fields = [
+            "id",
+            "name",
+            "plugin",
+            "symbols",
+            "params",
+            "allocation",
+            "timeframe",
+            "enabled",
+            "status",
+            "load_error",
+            "params_schema",
+            "defaults",
+            "last_run_at",
+            "last_signal",
+            "last_error",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, config: StrategyConfig) -> str:
+        """`unavailable` (plugin not loaded), `error` (last run failed), `enabled`, `disabled`."""
+        if registry.get_strategy(config.plugin) is None:
+            return "unavailable"
+        if config.last_error:
+            return "error"
+        return "enabled" if config.enabled else "disabled"
+
+    def get_load_error(self, config: StrategyConfig) -> str | None:
+        if registry.get_strategy(config.plugin) is not None:
+            return None
+        errors = [e for o, e in registry.get_registry().errors.items() if config.plugin in o]
+        return errors[0] if errors else f"no strategy plugin named {config.plugin!r} is loaded"
+
+    def get_params_schema(self, config: StrategyConfig) -> dict:
+        cls = registry.get_strategy(config.plugin)
+        return cls.params_schema() if cls else {}
+
+    def get_defaults(self, config: StrategyConfig) -> dict:
+        cls = registry.get_strategy(config.plugin)
+        return cls.validate_params({}) if cls else {}
+
+
+class StrategyListSerializer(serializers.Serializer):
+    strategies = StrategyConfigSerializer(many=True)
+    plugins = PluginSerializer(many=True)
+
+
+class PluginListSerializer(serializers.Serializer):
+    plugins = PluginSerializer(many=True)
+
+
+class DecisionSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    bar_time = serializers.CharField(allow_null=True)
+    target = serializers.FloatField(allow_null=True)
+    order_id = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    error = serializers.CharField(allow_blank=True)
+
+
+class ExecuteResultSerializer(serializers.Serializer):
+    strategy = StrategyConfigSerializer()
+    decisions = DecisionSerializer(many=True)
+
+
+class BacktestRequestSerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=MAX_BACKTEST_DAYS)
+    symbols = serializers.ListField(
+        child=serializers.CharField(max_length=16),
+        required=False,
+        allow_empty=False,
+        max_length=10,
+    )
+    params = serializers.DictField(required=False, help_text="overrides of the config's params")
+    initial_cash = serializers.FloatField(required=False, min_value=1)
+    fee_bps = serializers.FloatField(required=False, min_value=0, max_value=10_000)
+    fee_per_trade = serializers.FloatField(required=False, min_value=0)
+    slippage_bps = serializers.FloatField(required=False, min_value=0, max_value=10_000)
+
+
+class BacktestResultSerializer(serializers.Serializer):
+    config_id = serializers.IntegerField()
+    config_name = serializers.CharField()
+    plugin = serializers.CharField()
+    params = serializers.DictField()
+    symbols = serializers.ListField(child=serializers.CharField())
+    timeframe = serializers.CharField()
+    days = serializers.IntegerField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    allocation = serializers.FloatField()
+    initial_cash = serializers.FloatField()
+    costs = serializers.DictField()
+    metrics = serializers.DictField()
+    equity_curve = serializers.ListField(child=serializers.DictField())
+    per_symbol = serializers.DictField()
+
+
+class PerformanceSerializer(serializers.Serializer):
+    session_id = serializers.IntegerField(allow_null=True)
+    equity = serializers.CharField()
+    cash = serializers.CharField()
+    total_return = serializers.FloatField(allow_null=True)
+    realized_pnl = serializers.CharField()
+    metrics = serializers.DictField()
+    equity_curve = serializers.ListField(child=serializers.DictField())

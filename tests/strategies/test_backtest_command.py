@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from marketdata.models import Bar
+
+
+def run(*args) -> str:
+    out, err = StringIO(), StringIO()
+    call_command("backtest", *args, stdout=out, stderr=err)
+    return out.getvalue()
+
+
+def test_backtest_fetches_missing_history_without_storing_it_and_prints_a_table(db):
+    output = run("sma_crossover", "--symbols", "SPY,QQQ", "--days", "30", "--param", "fast=4")
+    assert "Sharpe" in output and "Max drawdown" in output and "Win rate" in output
+    assert "Portfolio" in output and "SPY" in output and "QQQ" in output
+    assert "bars from synthetic" in output
+    assert not Bar.objects.exists()
+
+
+def test_backtest_uses_the_database_when_it_holds_the_range(market):
+    result = json.loads(run("momentum", "--symbols", "SPY", "--days", "1", "--json"))
+    assert result["per_symbol"]["SPY"]["data_source"] == "database"
+    assert result["params"] == {"lookback": 20, "threshold": 0.0, "short": False}
+
+
+def test_same_input_same_result(db):
+    args = ("rsi_mean_reversion", "--symbols", "NVDA", "--days", "20", "--json")
+    assert json.loads(run(*args))["metrics"] == json.loads(run(*args))["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope",), "no strategy plugin or config named 'nope'"),
+        (("sma_crossover", "--param", "fast=50"), "params.fast: must be smaller than slow"),
+        (("sma_crossover", "--param", "fast"), "expected key=value"),
+        (("sma_crossover", "--days", "0"), "days: must be an integer"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        run(*args)
+
+
+def test_a_provider_failure_is_a_503_not_a_500(reader, make_config, monkeypatch):
+    from marketdata.providers.synthetic import SyntheticProvider
+
+    def down(self, *args, **kwargs):
+        raise ConnectionError("upstream down")
+
+    monkeypatch.setattr(SyntheticProvider, "fetch_bars", down)
+    config = make_config()
+    response = reader.post(f"/api/v1/strategies/{config.pk}/backtest", {"days": 5}, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "marketdata_unavailable"
