@@ -3,14 +3,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from marketdata import calendar, selectors
-from marketdata.models import Bar
+from marketdata import cache, calendar, resilience, selectors
+from marketdata.models import Bar, SymbolFeed
 from marketdata.providers import get_provider
 from marketdata.providers.base import BarData, BaseProvider
 from streaming import events
@@ -40,6 +40,9 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
         for b in bars
     ]
     if rows:
+        symbols = {row.symbol for row in rows}
+        # Cached API answers for these symbols are stale once the new rows are visible.
+        transaction.on_commit(lambda: cache.versions_bump(symbols))
         Bar.objects.bulk_create(
             rows,
             batch_size=batch_size,
@@ -55,6 +58,33 @@ class CollectResult:
     market_time: datetime | None = None
     new_bars: dict[str, BarData] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: str = ""
+
+
+def bar_is_sane(bar: BarData, *, symbol: str, timeframe: str = "5Min") -> bool:
+    """The last guard before storage: a provider's malformed bar is logged and never stored."""
+    try:
+        ok = (
+            bar.symbol == symbol
+            and bar.timeframe == timeframe
+            and bar.timestamp.tzinfo is not None
+            and all(p.is_finite() and p > 0 for p in (bar.open, bar.high, bar.low, bar.close))
+            and bar.low <= min(bar.open, bar.close)
+            and max(bar.open, bar.close) <= bar.high
+            and isinstance(bar.volume, int)
+            and bar.volume >= 0
+        )
+    except (AttributeError, TypeError, ArithmeticError):
+        ok = False
+    if not ok:
+        logger.warning("skipping malformed %s bar from provider: %r", symbol, bar)
+    return ok
+
+
+def _market_closed_for_collection(now: datetime) -> bool:
+    """Closed, and past the grace period in which the session's last bar is still collected."""
+    grace = timedelta(minutes=15)
+    return not calendar.is_open(now) and not calendar.is_open(now - grace)
 
 
 def _collect_window(symbol: str) -> tuple[datetime, datetime]:
@@ -75,25 +105,68 @@ def _collect_window(symbol: str) -> tuple[datetime, datetime]:
     return start, target + calendar.BAR
 
 
+def _feed_record(symbol: str, *, ok: bool, error: str = "") -> None:
+    now = timezone.now()
+    values = {"last_attempt_at": now, "last_error": error[:1000]}
+    if ok:
+        values["last_success_at"] = now
+    SymbolFeed.objects.update_or_create(symbol=symbol, defaults=values)
+
+
 def bars_collect(
     *, symbols: list[str] | None = None, provider: BaseProvider | None = None
 ) -> CollectResult:
-    """Fetch and store the bars each symbol is missing, then publish the newest of each."""
-    provider = provider or get_provider()
+    """Fetch and store the bars each symbol is missing, then publish the newest of each.
+
+    Never raises for a provider problem: each symbol's failure is retried with backoff, counted
+    by the provider's circuit breaker, recorded (so the API reports the data as stale) and
+    returned in `errors`; stored data keeps being served.
+    """
     symbols = symbols or settings.PRIMARY_SYMBOLS
     result = CollectResult()
+    try:
+        provider = provider or get_provider()
+    except Exception as exc:  # noqa: BLE001 - a misconfigured provider must not kill the worker
+        logger.error("market-data provider unavailable: %s", exc)
+        for symbol in symbols:
+            result.errors[symbol] = f"provider unavailable: {exc}"
+            _feed_record(symbol, ok=False, error=result.errors[symbol])
+        result.market_time = selectors.market_now()
+        return result
+    if (
+        settings.MARKET_CLOCK == "exchange"
+        and not settings.MARKETDATA_COLLECT_WHEN_CLOSED
+        and _market_closed_for_collection(calendar.utcnow())
+        and all(selectors.latest_bar_time(s) for s in symbols)
+    ):
+        result.skipped = "market closed"
+        result.market_time = selectors.market_now()
+        return result
     windows = {symbol: _collect_window(symbol) for symbol in symbols}
     for symbol, (start, end) in windows.items():
         if start >= end:
             continue
         try:
-            bars = provider.fetch_bars(symbol, "5Min", start, end)
+            resilience.breaker_check(provider=provider.name)
+        except resilience.BreakerOpen as exc:
+            result.errors[symbol] = str(exc)
+            _feed_record(symbol, ok=False, error=str(exc))
+            continue
+        try:
+            bars = resilience.call_with_retry(
+                lambda s=symbol, a=start, b=end: provider.fetch_bars(s, "5Min", a, b)
+            )
         except Exception as exc:  # noqa: BLE001 - one provider failure must not stop the others
             logger.warning("collecting %s from %s failed: %s", symbol, provider.name, exc)
-            result.errors[symbol] = str(exc)
+            result.errors[symbol] = str(exc)[:500] or type(exc).__name__
+            resilience.breaker_record_failure(provider=provider.name, error=result.errors[symbol])
+            _feed_record(symbol, ok=False, error=result.errors[symbol])
             continue
+        resilience.breaker_record_success(provider=provider.name)
+        bars = [b for b in bars if bar_is_sane(b, symbol=symbol) and start <= b.timestamp < end]
         with transaction.atomic():
             bars_upsert(bars=bars, source=provider.name)
+            _feed_record(symbol, ok=True)
             if bars:
                 result.new_bars[symbol] = bars[-1]
                 publish(events.MARKET_DATA, bar_payload(bars[-1]))
