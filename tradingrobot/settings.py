@@ -253,8 +253,8 @@ RISK_MAX_ORDER_NOTIONAL = (
     else None
 )
 
-# --- Market data: faults, collection hours, WordPress provider (issue 4) --------------------------------
-# Retries inside one collection (full-jitter exponential backoff), then a circuit breaker per provider.
+# --- Market data: faults, collection hours, WordPress provider (issue 4) ----------------------
+# Retries inside one collection (full-jitter exponential backoff), then a per-provider breaker.
 MARKETDATA_RETRY_ATTEMPTS = env.int("MARKETDATA_RETRY_ATTEMPTS", default=3)
 MARKETDATA_RETRY_BASE_SECONDS = env.float("MARKETDATA_RETRY_BASE_SECONDS", default=0.5)
 MARKETDATA_RETRY_MAX_SECONDS = env.float("MARKETDATA_RETRY_MAX_SECONDS", default=5.0)
@@ -270,8 +270,8 @@ if MARKETDATA_RETRY_ATTEMPTS < 1 or MARKETDATA_BREAKER_THRESHOLD < 1:
 # Under MARKET_CLOCK=exchange, collection skips when the NYSE is closed (after a grace period for
 # the session's last bar) unless this is set.
 MARKETDATA_COLLECT_WHEN_CLOSED = env.bool("MARKETDATA_COLLECT_WHEN_CLOSED", default=False)
-# The timezone of the WordPress site's MySQL datetimes (WordPress "Timezone" setting). TradingRobotPlug
-# sites show US market data, so New York is the default; set UTC if the site runs on UTC.
+# The timezone of the WordPress site's MySQL datetimes (WordPress "Timezone" setting).
+# TradingRobotPlug sites show US market data, so New York is the default; set UTC if the site runs on UTC.
 WORDPRESS_TIMEZONE = env.str("WORDPRESS_TIMEZONE", default="America/New_York")
 try:
     from zoneinfo import ZoneInfo
