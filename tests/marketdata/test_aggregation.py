@@ -28,8 +28,10 @@ def bars():
 
 def _pandas(bars, timeframe: str) -> pd.DataFrame:
     frame = pd.DataFrame(
-        [(b.timestamp, float(b.open), float(b.high), float(b.low), float(b.close), b.volume)
-         for b in bars],
+        [
+            (b.timestamp, float(b.open), float(b.high), float(b.low), float(b.close), b.volume)
+            for b in bars
+        ],
         columns=["timestamp", "open", "high", "low", "close", "volume"],
     ).set_index("timestamp")
     frame.index = pd.DatetimeIndex(frame.index).tz_convert("UTC")
