@@ -39,7 +39,7 @@ def call_with_retry(
     attempts: int | None = None,
     base: float | None = None,
     cap: float | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
     """`fn()`, retried on any Exception up to `attempts` times in all; the last error is raised."""
     attempts = attempts or settings.MARKETDATA_RETRY_ATTEMPTS
@@ -53,7 +53,7 @@ def call_with_retry(
                 raise
             delay = backoff_delay(attempt, base=base, cap=cap)
             logger.info("provider call failed (%s); retry %d in %.2fs", exc, attempt + 1, delay)
-            sleep(delay)
+            (sleep or time.sleep)(delay)
     raise AssertionError("unreachable")
 
 

@@ -244,7 +244,8 @@ def feed_staleness(symbols: list[str], *, now: datetime | None = None) -> dict[s
                 .values_list("collected_at", flat=True)
                 .first()
             )
-        age = (now - success).total_seconds() if success else None
+        # Whole seconds: an age does not need more, and two reads in one second agree.
+        age = int(now.timestamp()) - int(success.timestamp()) if success else None
         stale = age is None or age > settings.STALE_AFTER_SECONDS
         if stale and age is not None and settings.MARKET_CLOCK == "exchange":
             latest = latest_bar_time(symbol)
@@ -255,8 +256,26 @@ def feed_staleness(symbols: list[str], *, now: datetime | None = None) -> dict[s
             ):
                 stale = False
         out[symbol] = {
-            "age_seconds": None if age is None else round(age, 1),
+            "age_seconds": age,
             "stale": stale,
             "last_error": feed.get("last_error") or "",
         }
     return out
+
+
+def market_data_health() -> dict:
+    """The market_data section of /health: per-symbol staleness and the provider's breaker."""
+    from marketdata.providers import provider_name
+    from marketdata.resilience import breaker_state
+
+    symbols = known_symbols()
+    feeds = feed_staleness(symbols)
+    name = provider_name()
+    breaker = breaker_state(provider=name)
+    if breaker["open_until"] is not None:
+        breaker["open_until"] = breaker["open_until"].isoformat().replace("+00:00", "Z")
+    return {
+        "stale": any(f["stale"] for f in feeds.values()),
+        "symbols": feeds,
+        "provider": {"name": name, "breaker": breaker},
+    }

@@ -95,6 +95,11 @@ def _collect_window(symbol: str) -> tuple[datetime, datetime]:
         newest = selectors.latest_bar_time()
         anchor = newest if newest else calendar.last_completed_bar_start(calendar.utcnow())
         target = calendar.next_bar_start(anchor) if newest else anchor
+    elif settings.MARKETDATA_COLLECT_WHEN_CLOSED:
+        # Configured to collect around the clock: any completed 5-minute slot, session or not.
+        now = calendar.utcnow()
+        slot = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5)
+        target = slot - calendar.BAR
     else:
         target = calendar.last_completed_bar_start(calendar.utcnow())
     if latest is None:
