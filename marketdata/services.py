@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +24,8 @@ UPSERT_FIELDS = ["open", "high", "low", "close", "volume", "source", "collected_
 def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000) -> int:
     """Insert or update bars on (symbol, timeframe, timestamp); running it twice changes nothing."""
     now = timezone.now()
+    # One row per key (the last wins): PostgreSQL refuses to update one row twice in a statement.
+    unique = {(b.symbol, b.timeframe, b.timestamp): b for b in bars}
     rows = [
         Bar(
             symbol=b.symbol,
@@ -37,7 +39,7 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
             source=source,
             collected_at=now,
         )
-        for b in bars
+        for b in unique.values()
     ]
     if rows:
         symbols = {row.symbol for row in rows}
@@ -190,3 +192,58 @@ def bar_payload(bar: BarData | Bar) -> dict:
         "close": str(bar.close),
         "volume": int(bar.volume),
     }
+
+
+def bars_backfill(
+    *,
+    provider: BaseProvider,
+    symbols: list[str],
+    start: datetime,
+    end: datetime,
+    chunk_days: int = 30,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Fetch and upsert 5-minute bars for [start, end) in chunks; returns the rows stored.
+
+    Each chunk is retried with backoff and stored in one bulk upsert, so an interrupted
+    backfill keeps what it stored and a rerun only rewrites the same rows. A chunk that still
+    fails after the retries raises the provider's error.
+    """
+    stored = 0
+    step = timedelta(days=chunk_days)
+    for symbol in symbols:
+        chunk_start = start
+        while chunk_start < end:
+            chunk_end = min(chunk_start + step, end)
+            bars = resilience.call_with_retry(
+                lambda s=symbol, a=chunk_start, b=chunk_end: provider.fetch_bars(s, "5Min", a, b)
+            )
+            bars = [
+                b
+                for b in bars
+                if bar_is_sane(b, symbol=symbol) and chunk_start <= b.timestamp < chunk_end
+            ]
+            with transaction.atomic():
+                stored += bars_upsert(bars=bars, source=provider.name)
+            if progress:
+                progress(len(bars))
+            chunk_start = chunk_end
+    return stored
+
+
+@dataclass
+class ImportResult:
+    stored: int
+    errors: list[tuple[int, str]]
+
+
+def bars_import_csv(*, path: str, strict: bool = False) -> ImportResult:
+    """Upsert the good rows of a bar CSV (marketdata.providers.csv documents the columns)."""
+    from marketdata.providers.csv import parse_csv
+
+    parsed = parse_csv(path)
+    if strict and parsed.errors:
+        return ImportResult(0, parsed.errors)
+    with transaction.atomic():
+        stored = bars_upsert(bars=parsed.bars, source="csv")
+    return ImportResult(stored, parsed.errors)
