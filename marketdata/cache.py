@@ -96,3 +96,18 @@ def cached(name: str, symbols: Iterable[str], params: dict[str, Any], build: Cal
         value = build()
         set(key, value)
     return value
+
+
+_FEED_KEY = "md:feed:{}"
+
+
+def feed_success_set(symbol: str, at_epoch: float) -> None:
+    """Remember the last successful collection of `symbol` (read on every API answer)."""
+    _safely("feed write", lambda: cache.set(_FEED_KEY.format(symbol), at_epoch, timeout=86_400))
+
+
+def feed_success_get(symbols: list[str]) -> dict[str, float]:
+    """Last successful collection per symbol (epoch seconds) the cache knows; may be partial."""
+    keys = {_FEED_KEY.format(s): s for s in symbols}
+    found = _safely("feed read", lambda: cache.get_many(list(keys)), {}) or {}
+    return {keys[k]: float(v) for k, v in found.items()}

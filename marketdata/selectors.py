@@ -219,7 +219,9 @@ def bars_ohlcv(
     ]
 
 
-def feed_staleness(symbols: list[str], *, now: datetime | None = None) -> dict[str, dict]:
+def feed_staleness(
+    symbols: list[str], *, now: datetime | None = None, with_errors: bool = False
+) -> dict[str, dict]:
     """Per symbol: seconds since the provider last answered for it, and whether that is stale.
 
     Stale once no successful collection happened for STALE_AFTER_SECONDS; but under the exchange
@@ -227,12 +229,25 @@ def feed_staleness(symbols: list[str], *, now: datetime | None = None) -> dict[s
     exists).
     """
     now = now or timezone.now()
-    feeds = {
-        f["symbol"]: f
-        for f in SymbolFeed.objects.filter(symbol__in=symbols).values(
-            "symbol", "last_success_at", "last_error"
+    feeds = {}
+    if not with_errors:
+        # The API's hot path: the cache remembers each symbol's last success (set on commit).
+        from marketdata import cache
+
+        feeds = {
+            s: {"last_success_at": datetime.fromtimestamp(t, tz=UTC)}
+            for s, t in cache.feed_success_get(symbols).items()
+        }
+    missing = [s for s in symbols if s not in feeds]
+    if missing:
+        feeds.update(
+            {
+                f["symbol"]: f
+                for f in SymbolFeed.objects.filter(symbol__in=missing).values(
+                    "symbol", "last_success_at", "last_error"
+                )
+            }
         )
-    }
     out = {}
     for symbol in symbols:
         feed = feeds.get(symbol, {})
@@ -269,7 +284,7 @@ def market_data_health() -> dict:
     from marketdata.resilience import breaker_state
 
     symbols = known_symbols()
-    feeds = feed_staleness(symbols)
+    feeds = feed_staleness(symbols, with_errors=True)
     name = provider_name()
     breaker = breaker_state(provider=name)
     if breaker["open_until"] is not None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from marketdata import cache, calendar, resilience, selectors
@@ -21,11 +21,27 @@ logger = logging.getLogger(__name__)
 UPSERT_FIELDS = ["open", "high", "low", "close", "volume", "source", "collected_at"]
 
 
+COPY_UPSERT_MIN_ROWS = 200
+
+
 def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000) -> int:
-    """Insert or update bars on (symbol, timeframe, timestamp); running it twice changes nothing."""
+    """Insert or update bars on (symbol, timeframe, timestamp); running it twice changes nothing.
+
+    Large batches on PostgreSQL go through COPY into a temporary table and one
+    INSERT ... ON CONFLICT DO UPDATE (several times faster than multi-row INSERTs); anything
+    else through bulk_create's upsert. Cached API answers for the symbols are invalidated on
+    commit.
+    """
     now = timezone.now()
     # One row per key (the last wins): PostgreSQL refuses to update one row twice in a statement.
     unique = {(b.symbol, b.timeframe, b.timestamp): b for b in bars}
+    if not unique:
+        return 0
+    symbols = {key[0] for key in unique}
+    transaction.on_commit(lambda: cache.versions_bump(symbols))
+    if connection.vendor == "postgresql" and len(unique) >= COPY_UPSERT_MIN_ROWS:
+        _upsert_by_copy(list(unique.values()), source=source, now=now)
+        return len(unique)
     rows = [
         Bar(
             symbol=b.symbol,
@@ -41,18 +57,53 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
         )
         for b in unique.values()
     ]
-    if rows:
-        symbols = {row.symbol for row in rows}
-        # Cached API answers for these symbols are stale once the new rows are visible.
-        transaction.on_commit(lambda: cache.versions_bump(symbols))
-        Bar.objects.bulk_create(
-            rows,
-            batch_size=batch_size,
-            update_conflicts=True,
-            unique_fields=["symbol", "timeframe", "timestamp"],
-            update_fields=UPSERT_FIELDS,
-        )
+    Bar.objects.bulk_create(
+        rows,
+        batch_size=batch_size,
+        update_conflicts=True,
+        unique_fields=["symbol", "timeframe", "timestamp"],
+        update_fields=UPSERT_FIELDS,
+    )
     return len(rows)
+
+
+_COPY_COLUMNS = "symbol, timeframe, timestamp, open, high, low, close, volume, source, collected_at"
+
+
+def _upsert_by_copy(bars: list[BarData], *, source: str, now: datetime) -> None:
+    table = Bar._meta.db_table
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in UPSERT_FIELDS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Bulk loads (backfill, imports) are idempotent and rerunnable, so they need not wait
+        # for the WAL flush: a crash can lose at most the last moments of a load, never
+        # corrupt it. Small collection batches (bulk_create path) keep the default.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS bar_upsert_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {_COPY_COLUMNS} FROM {table} WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE bar_upsert_stage")
+        with cursor.cursor.copy(f"COPY bar_upsert_stage ({_COPY_COLUMNS}) FROM STDIN") as copy:
+            for b in bars:
+                copy.write_row(
+                    (
+                        b.symbol,
+                        b.timeframe,
+                        b.timestamp,
+                        b.open,
+                        b.high,
+                        b.low,
+                        b.close,
+                        b.volume,
+                        source,
+                        now,
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO {table} ({_COPY_COLUMNS}) "
+            f"SELECT {_COPY_COLUMNS} FROM bar_upsert_stage "
+            f"ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE SET {updates}"
+        )
 
 
 @dataclass
@@ -117,6 +168,7 @@ def _feed_record(symbol: str, *, ok: bool, error: str = "") -> None:
     values = {"last_attempt_at": now, "last_error": error[:1000]}
     if ok:
         values["last_success_at"] = now
+        transaction.on_commit(lambda: cache.feed_success_set(symbol, now.timestamp()))
     SymbolFeed.objects.update_or_create(symbol=symbol, defaults=values)
 
 

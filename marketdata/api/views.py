@@ -65,6 +65,14 @@ def parse_timeframe(request) -> str:
     raise InvalidParameter("timeframe", f"must be one of {', '.join(selectors.TIMEFRAMES)}")
 
 
+def _since(symbol: str, days: int):
+    """Where the last `days` NYSE sessions of `symbol`'s data begin: counted back from its
+    newest bar, so a provider outage still shows the last data (flagged stale), and a cached
+    answer stays right until the next bar lands (which invalidates it)."""
+    latest = selectors.latest_bar_time(symbol)
+    return calendar.sessions_start(latest or selectors.market_now(), days)
+
+
 def _freshness(symbol: str) -> str:
     feed = selectors.feed_staleness([symbol])[symbol]
     return f'"age_seconds":{_dumps(feed["age_seconds"])},"stale":{_dumps(feed["stale"])}'
@@ -115,9 +123,9 @@ class StockDataSymbolView(APIView):
     def get(self, request, symbol: str):
         symbol = parse_symbol(symbol)
         days = parse_int(request, "days", default=1, low=1, high=MAX_DAYS)
-        since = calendar.sessions_start(selectors.market_now(), days)
 
         def build() -> str:
+            since = _since(symbol, days)
             bar = timedelta(minutes=5)
             return _dumps(
                 [
@@ -135,7 +143,7 @@ class StockDataSymbolView(APIView):
                 ]
             )
 
-        rows = cache.cached("stock-data-symbol", [symbol], {"since": since}, build)
+        rows = cache.cached("stock-data-symbol", [symbol], {"days": days}, build)
         return _json(
             f'{{"symbol":{_dumps(symbol)},"days":{days},"stock_data":{rows},{_freshness(symbol)}}}'
         )
@@ -178,9 +186,9 @@ class ChartDataView(APIView):
         symbol = parse_symbol(request.query_params.get("symbol"))
         timeframe = parse_timeframe(request)
         days = parse_int(request, "days", default=5, low=1, high=MAX_DAYS)
-        since = calendar.sessions_start(selectors.market_now(), days)
 
         def build() -> str:
+            since = _since(symbol, days)
             return _dumps(
                 [
                     {
@@ -196,7 +204,7 @@ class ChartDataView(APIView):
                 ]
             )
 
-        params = {"tf": timeframe, "since": since}
+        params = {"tf": timeframe, "days": days}
         candles = cache.cached("chart-data", [symbol], params, build)
         return _json(
             f'{{"symbol":{_dumps(symbol)},"timeframe":{_dumps(timeframe)},"days":{days},'

@@ -34,6 +34,15 @@ class FlakyProvider(SyntheticProvider):
         return super().fetch_bars(symbol, timeframe, start, end)
 
 
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def provider(settings, monkeypatch):
     settings.MARKETDATA_PROVIDER = "flaky"

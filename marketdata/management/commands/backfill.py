@@ -56,5 +56,6 @@ class Command(BaseCommand):
             except ProviderError as exc:
                 raise CommandError(f"provider {name} failed: {exc}") from exc
         self.stdout.write(
-            f"Stored {stored} bars for {', '.join(symbols)} from {start:%Y-%m-%d} to {end:%Y-%m-%d}."
+            f"Stored {stored} bars for {', '.join(symbols)} "
+            f"from {start:%Y-%m-%d} to {end:%Y-%m-%d}."
         )
