@@ -32,7 +32,7 @@ def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def parse_symbol(raw: str | None, *, required: bool = True) -> str:
+def parse_symbol(raw: str | None) -> str:
     if not raw:
         raise InvalidParameter("symbol", "is required")
     symbol = raw.strip().upper()
