@@ -119,3 +119,12 @@ def next_close(after: datetime) -> datetime:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def sessions_start(now: datetime, sessions: int) -> datetime:
+    """Midnight New York time (as UTC) of the session `sessions - 1` before the latest one that
+    has opened by `now`: where "the last N trading days" begin."""
+    dates, opens, _ = _schedule_ns()
+    idx = max(int(np.searchsorted(opens, _ns(now), side="right")) - 1, 0)
+    day = pd.Timestamp(dates[max(idx - sessions + 1, 0)]).date()
+    return pd.Timestamp(f"{day} 00:00", tz="America/New_York").tz_convert("UTC").to_pydatetime()

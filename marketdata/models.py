@@ -36,3 +36,31 @@ class Bar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.timeframe} {self.timestamp:%Y-%m-%d %H:%M} {self.close}"
+
+
+class ProviderBreaker(models.Model):
+    """Circuit-breaker state of one market-data provider, kept in the database so a restarted
+    worker keeps it and a Redis outage does not lose it."""
+
+    provider = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)  # consecutive failed calls
+    opens = models.PositiveIntegerField(default=0)  # consecutive times opened: grows the cooldown
+    opened_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} failures={self.failures} open_until={self.opened_until}"
+
+
+class SymbolFeed(models.Model):
+    """When the provider last answered for a symbol: the basis of `age_seconds` and `stale`."""
+
+    symbol = models.CharField(max_length=16, unique=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.symbol} ok={self.last_success_at} error={self.last_error[:40]}"

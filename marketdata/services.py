@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from marketdata import calendar, selectors
-from marketdata.models import Bar
+from marketdata import cache, calendar, resilience, selectors
+from marketdata.models import Bar, SymbolFeed
 from marketdata.providers import get_provider
 from marketdata.providers.base import BarData, BaseProvider
 from streaming import events
@@ -21,9 +21,27 @@ logger = logging.getLogger(__name__)
 UPSERT_FIELDS = ["open", "high", "low", "close", "volume", "source", "collected_at"]
 
 
+COPY_UPSERT_MIN_ROWS = 200
+
+
 def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000) -> int:
-    """Insert or update bars on (symbol, timeframe, timestamp); running it twice changes nothing."""
+    """Insert or update bars on (symbol, timeframe, timestamp); running it twice changes nothing.
+
+    Large batches on PostgreSQL go through COPY into a temporary table and one
+    INSERT ... ON CONFLICT DO UPDATE (several times faster than multi-row INSERTs); anything
+    else through bulk_create's upsert. Cached API answers for the symbols are invalidated on
+    commit.
+    """
     now = timezone.now()
+    # One row per key (the last wins): PostgreSQL refuses to update one row twice in a statement.
+    unique = {(b.symbol, b.timeframe, b.timestamp): b for b in bars}
+    if not unique:
+        return 0
+    symbols = {key[0] for key in unique}
+    transaction.on_commit(lambda: cache.versions_bump(symbols))
+    if connection.vendor == "postgresql" and len(unique) >= COPY_UPSERT_MIN_ROWS:
+        _upsert_by_copy(list(unique.values()), source=source, now=now)
+        return len(unique)
     rows = [
         Bar(
             symbol=b.symbol,
@@ -37,17 +55,55 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
             source=source,
             collected_at=now,
         )
-        for b in bars
+        for b in unique.values()
     ]
-    if rows:
-        Bar.objects.bulk_create(
-            rows,
-            batch_size=batch_size,
-            update_conflicts=True,
-            unique_fields=["symbol", "timeframe", "timestamp"],
-            update_fields=UPSERT_FIELDS,
-        )
+    Bar.objects.bulk_create(
+        rows,
+        batch_size=batch_size,
+        update_conflicts=True,
+        unique_fields=["symbol", "timeframe", "timestamp"],
+        update_fields=UPSERT_FIELDS,
+    )
     return len(rows)
+
+
+_COPY_COLUMNS = "symbol, timeframe, timestamp, open, high, low, close, volume, source, collected_at"
+
+
+def _upsert_by_copy(bars: list[BarData], *, source: str, now: datetime) -> None:
+    table = Bar._meta.db_table
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in UPSERT_FIELDS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Bulk loads (backfill, imports) are idempotent and rerunnable, so they need not wait
+        # for the WAL flush: a crash can lose at most the last moments of a load, never
+        # corrupt it. Small collection batches (bulk_create path) keep the default.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS bar_upsert_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {_COPY_COLUMNS} FROM {table} WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE bar_upsert_stage")
+        with cursor.cursor.copy(f"COPY bar_upsert_stage ({_COPY_COLUMNS}) FROM STDIN") as copy:
+            for b in bars:
+                copy.write_row(
+                    (
+                        b.symbol,
+                        b.timeframe,
+                        b.timestamp,
+                        b.open,
+                        b.high,
+                        b.low,
+                        b.close,
+                        b.volume,
+                        source,
+                        now,
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO {table} ({_COPY_COLUMNS}) "
+            f"SELECT {_COPY_COLUMNS} FROM bar_upsert_stage "
+            f"ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE SET {updates}"
+        )
 
 
 @dataclass
@@ -55,6 +111,33 @@ class CollectResult:
     market_time: datetime | None = None
     new_bars: dict[str, BarData] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: str = ""
+
+
+def bar_is_sane(bar: BarData, *, symbol: str, timeframe: str = "5Min") -> bool:
+    """The last guard before storage: a provider's malformed bar is logged and never stored."""
+    try:
+        ok = (
+            bar.symbol == symbol
+            and bar.timeframe == timeframe
+            and bar.timestamp.tzinfo is not None
+            and all(p.is_finite() and p > 0 for p in (bar.open, bar.high, bar.low, bar.close))
+            and bar.low <= min(bar.open, bar.close)
+            and max(bar.open, bar.close) <= bar.high
+            and isinstance(bar.volume, int)
+            and bar.volume >= 0
+        )
+    except (AttributeError, TypeError, ArithmeticError):
+        ok = False
+    if not ok:
+        logger.warning("skipping malformed %s bar from provider: %r", symbol, bar)
+    return ok
+
+
+def _market_closed_for_collection(now: datetime) -> bool:
+    """Closed, and past the grace period in which the session's last bar is still collected."""
+    grace = timedelta(minutes=15)
+    return not calendar.is_open(now) and not calendar.is_open(now - grace)
 
 
 def _collect_window(symbol: str) -> tuple[datetime, datetime]:
@@ -65,6 +148,11 @@ def _collect_window(symbol: str) -> tuple[datetime, datetime]:
         newest = selectors.latest_bar_time()
         anchor = newest if newest else calendar.last_completed_bar_start(calendar.utcnow())
         target = calendar.next_bar_start(anchor) if newest else anchor
+    elif settings.MARKETDATA_COLLECT_WHEN_CLOSED:
+        # Configured to collect around the clock: any completed 5-minute slot, session or not.
+        now = calendar.utcnow()
+        slot = now.replace(second=0, microsecond=0, minute=now.minute - now.minute % 5)
+        target = slot - calendar.BAR
     else:
         target = calendar.last_completed_bar_start(calendar.utcnow())
     if latest is None:
@@ -75,25 +163,69 @@ def _collect_window(symbol: str) -> tuple[datetime, datetime]:
     return start, target + calendar.BAR
 
 
+def _feed_record(symbol: str, *, ok: bool, error: str = "") -> None:
+    now = timezone.now()
+    values = {"last_attempt_at": now, "last_error": error[:1000]}
+    if ok:
+        values["last_success_at"] = now
+        transaction.on_commit(lambda: cache.feed_success_set(symbol, now.timestamp()))
+    SymbolFeed.objects.update_or_create(symbol=symbol, defaults=values)
+
+
 def bars_collect(
     *, symbols: list[str] | None = None, provider: BaseProvider | None = None
 ) -> CollectResult:
-    """Fetch and store the bars each symbol is missing, then publish the newest of each."""
-    provider = provider or get_provider()
+    """Fetch and store the bars each symbol is missing, then publish the newest of each.
+
+    Never raises for a provider problem: each symbol's failure is retried with backoff, counted
+    by the provider's circuit breaker, recorded (so the API reports the data as stale) and
+    returned in `errors`; stored data keeps being served.
+    """
     symbols = symbols or settings.PRIMARY_SYMBOLS
     result = CollectResult()
+    try:
+        provider = provider or get_provider()
+    except Exception as exc:  # noqa: BLE001 - a misconfigured provider must not kill the worker
+        logger.error("market-data provider unavailable: %s", exc)
+        for symbol in symbols:
+            result.errors[symbol] = f"provider unavailable: {exc}"
+            _feed_record(symbol, ok=False, error=result.errors[symbol])
+        result.market_time = selectors.market_now()
+        return result
+    if (
+        settings.MARKET_CLOCK == "exchange"
+        and not settings.MARKETDATA_COLLECT_WHEN_CLOSED
+        and _market_closed_for_collection(calendar.utcnow())
+        and all(selectors.latest_bar_time(s) for s in symbols)
+    ):
+        result.skipped = "market closed"
+        result.market_time = selectors.market_now()
+        return result
     windows = {symbol: _collect_window(symbol) for symbol in symbols}
     for symbol, (start, end) in windows.items():
         if start >= end:
             continue
         try:
-            bars = provider.fetch_bars(symbol, "5Min", start, end)
+            resilience.breaker_check(provider=provider.name)
+        except resilience.BreakerOpen as exc:
+            result.errors[symbol] = str(exc)
+            _feed_record(symbol, ok=False, error=str(exc))
+            continue
+        try:
+            bars = resilience.call_with_retry(
+                lambda s=symbol, a=start, b=end: provider.fetch_bars(s, "5Min", a, b)
+            )
         except Exception as exc:  # noqa: BLE001 - one provider failure must not stop the others
             logger.warning("collecting %s from %s failed: %s", symbol, provider.name, exc)
-            result.errors[symbol] = str(exc)
+            result.errors[symbol] = str(exc)[:500] or type(exc).__name__
+            resilience.breaker_record_failure(provider=provider.name, error=result.errors[symbol])
+            _feed_record(symbol, ok=False, error=result.errors[symbol])
             continue
+        resilience.breaker_record_success(provider=provider.name)
+        bars = [b for b in bars if bar_is_sane(b, symbol=symbol) and start <= b.timestamp < end]
         with transaction.atomic():
             bars_upsert(bars=bars, source=provider.name)
+            _feed_record(symbol, ok=True)
             if bars:
                 result.new_bars[symbol] = bars[-1]
                 publish(events.MARKET_DATA, bar_payload(bars[-1]))
@@ -112,3 +244,58 @@ def bar_payload(bar: BarData | Bar) -> dict:
         "close": str(bar.close),
         "volume": int(bar.volume),
     }
+
+
+def bars_backfill(
+    *,
+    provider: BaseProvider,
+    symbols: list[str],
+    start: datetime,
+    end: datetime,
+    chunk_days: int = 30,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Fetch and upsert 5-minute bars for [start, end) in chunks; returns the rows stored.
+
+    Each chunk is retried with backoff and stored in one bulk upsert, so an interrupted
+    backfill keeps what it stored and a rerun only rewrites the same rows. A chunk that still
+    fails after the retries raises the provider's error.
+    """
+    stored = 0
+    step = timedelta(days=chunk_days)
+    for symbol in symbols:
+        chunk_start = start
+        while chunk_start < end:
+            chunk_end = min(chunk_start + step, end)
+            bars = resilience.call_with_retry(
+                lambda s=symbol, a=chunk_start, b=chunk_end: provider.fetch_bars(s, "5Min", a, b)
+            )
+            bars = [
+                b
+                for b in bars
+                if bar_is_sane(b, symbol=symbol) and chunk_start <= b.timestamp < chunk_end
+            ]
+            with transaction.atomic():
+                stored += bars_upsert(bars=bars, source=provider.name)
+            if progress:
+                progress(len(bars))
+            chunk_start = chunk_end
+    return stored
+
+
+@dataclass
+class ImportResult:
+    stored: int
+    errors: list[tuple[int, str]]
+
+
+def bars_import_csv(*, path: str, strict: bool = False) -> ImportResult:
+    """Upsert the good rows of a bar CSV (marketdata.providers.csv documents the columns)."""
+    from marketdata.providers.csv import parse_csv
+
+    parsed = parse_csv(path)
+    if strict and parsed.errors:
+        return ImportResult(0, parsed.errors)
+    with transaction.atomic():
+        stored = bars_upsert(bars=parsed.bars, source="csv")
+    return ImportResult(stored, parsed.errors)

@@ -252,3 +252,37 @@ RISK_MAX_ORDER_NOTIONAL = (
     if env.str("RISK_MAX_ORDER_NOTIONAL", default="")
     else None
 )
+
+# --- Market data: faults, collection hours, WordPress provider (issue 4) ----------------------
+# Retries inside one collection (full-jitter exponential backoff), then a per-provider breaker.
+MARKETDATA_RETRY_ATTEMPTS = env.int("MARKETDATA_RETRY_ATTEMPTS", default=3)
+MARKETDATA_RETRY_BASE_SECONDS = env.float("MARKETDATA_RETRY_BASE_SECONDS", default=0.5)
+MARKETDATA_RETRY_MAX_SECONDS = env.float("MARKETDATA_RETRY_MAX_SECONDS", default=5.0)
+MARKETDATA_BREAKER_THRESHOLD = env.int("MARKETDATA_BREAKER_THRESHOLD", default=3)
+MARKETDATA_BREAKER_COOLDOWN_SECONDS = env.float("MARKETDATA_BREAKER_COOLDOWN_SECONDS", default=60)
+MARKETDATA_BREAKER_MAX_COOLDOWN_SECONDS = env.float(
+    "MARKETDATA_BREAKER_MAX_COOLDOWN_SECONDS", default=1800
+)
+if MARKETDATA_RETRY_ATTEMPTS < 1 or MARKETDATA_BREAKER_THRESHOLD < 1:
+    raise ImproperlyConfigured(
+        "MARKETDATA_RETRY_ATTEMPTS and MARKETDATA_BREAKER_THRESHOLD must be at least 1."
+    )
+# Under MARKET_CLOCK=exchange, collection skips when the NYSE is closed (after a grace period for
+# the session's last bar) unless this is set.
+MARKETDATA_COLLECT_WHEN_CLOSED = env.bool("MARKETDATA_COLLECT_WHEN_CLOSED", default=False)
+# The timezone of the WordPress site's MySQL datetimes (WordPress "Timezone" setting).
+# TradingRobotPlug sites show US market data, so New York is the default; set UTC if the site runs on UTC.
+WORDPRESS_TIMEZONE = env.str("WORDPRESS_TIMEZONE", default="America/New_York")
+try:
+    from zoneinfo import ZoneInfo
+
+    ZoneInfo(WORDPRESS_TIMEZONE)
+except Exception as _exc:  # noqa: BLE001 - any lookup failure is a configuration error
+    raise ImproperlyConfigured(
+        f"WORDPRESS_TIMEZONE={WORDPRESS_TIMEZONE!r} is not a known IANA timezone."
+    ) from _exc
+# Optional header sent to the WordPress site, "Name: value" (e.g. "Authorization: Bearer abc").
+WORDPRESS_AUTH_HEADER = env.str("WORDPRESS_AUTH_HEADER", default="")
+if WORDPRESS_AUTH_HEADER and ":" not in WORDPRESS_AUTH_HEADER:
+    raise ImproperlyConfigured("WORDPRESS_AUTH_HEADER must look like 'Name: value'.")
+WORDPRESS_TIMEOUT_SECONDS = env.float("WORDPRESS_TIMEOUT_SECONDS", default=10)

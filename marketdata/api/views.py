@@ -1,32 +1,212 @@
+"""The market-data API: thin views over marketdata.selectors, answers cached in Redis.
+
+The heavy part of each answer (the rows) is cached as JSON text under a key carrying the
+symbol's version stamp, so a new bar invalidates it at once; `age_seconds`/`stale` are computed
+per request so a dead provider shows up even while the rows come from the cache.
+"""
+
 from __future__ import annotations
 
+import json
+import re
+from datetime import timedelta
+
 from django.conf import settings
-from django.utils import timezone
-from rest_framework.response import Response
+from django.http import HttpResponse
 from rest_framework.views import APIView
 
-from marketdata import selectors
+from marketdata import cache, calendar, selectors
+from marketdata.exceptions import InvalidParameter, UnknownSymbol
 from streaming.events import iso_utc
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
+MAX_DAYS = 366
+MAX_LIMIT = 5000
+
+
+def _json(text: str, status: int = 200) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="application/json")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def parse_symbol(raw: str | None) -> str:
+    if not raw:
+        raise InvalidParameter("symbol", "is required")
+    symbol = raw.strip().upper()
+    if not SYMBOL_RE.match(symbol):
+        raise InvalidParameter("symbol", "must be 1-16 letters, digits, '.' or '-'")
+    if not selectors.symbol_known(symbol):
+        raise UnknownSymbol(f"Unknown symbol {symbol}.", details={"symbol": symbol})
+    return symbol
+
+
+def parse_int(request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameter(name, f"must be an integer from {low} to {high}") from None
+    if not low <= value <= high:
+        raise InvalidParameter(name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def parse_timeframe(request) -> str:
+    raw = request.query_params.get("timeframe") or "5Min"
+    # Accept any letter case ("5min", "1hour") but answer with the canonical name.
+    for timeframe in selectors.TIMEFRAMES:
+        if raw.lower() == timeframe.lower():
+            return timeframe
+    raise InvalidParameter("timeframe", f"must be one of {', '.join(selectors.TIMEFRAMES)}")
+
+
+def _since(symbol: str, days: int):
+    """Where the last `days` NYSE sessions of `symbol`'s data begin: counted back from its
+    newest bar, so a provider outage still shows the last data (flagged stale), and a cached
+    answer stays right until the next bar lands (which invalidates it)."""
+    latest = selectors.latest_bar_time(symbol)
+    return calendar.sessions_start(latest or selectors.market_now(), days)
+
+
+def _freshness(symbol: str) -> str:
+    feed = selectors.feed_staleness([symbol])[symbol]
+    return f'"age_seconds":{_dumps(feed["age_seconds"])},"stale":{_dumps(feed["stale"])}'
+
+
+def _ohlcv_row(row: dict) -> dict:
+    return {
+        "timestamp": iso_utc(row["timestamp"]),
+        "open": str(row["open"]),
+        "high": str(row["high"]),
+        "low": str(row["low"]),
+        "close": str(row["close"]),
+        "volume": row["volume"],
+    }
 
 
 class StockDataView(APIView):
-    """Latest price per symbol: {"stock_data": [{"symbol", "price", "timestamp", ...}]}."""
+    """GET stock-data: latest price per primary symbol with change and staleness."""
 
     def get(self, request):
-        now = timezone.now()
-        rows = []
-        for quote in selectors.latest_quotes():
-            age = (now - quote["collected_at"]).total_seconds()
-            rows.append(
+        symbols = list(settings.PRIMARY_SYMBOLS)
+
+        def build() -> list[dict]:
+            return [
                 {
-                    "symbol": quote["symbol"],
-                    "price": str(quote["price"]),
-                    "change": str(quote["change"]),
-                    "change_pct": str(quote["change_pct"]),
-                    "volume": quote["volume"],
-                    "timestamp": iso_utc(quote["timestamp"]),
-                    "age_seconds": round(age, 1),
-                    "stale": age > settings.STALE_AFTER_SECONDS,
+                    "symbol": q["symbol"],
+                    "price": str(q["price"]),
+                    "change": str(q["change"]),
+                    "change_pct": str(q["change_pct"]),
+                    "volume": q["volume"],
+                    "timestamp": iso_utc(q["timestamp"]),
                 }
+                for q in selectors.latest_quotes(symbols)
+            ]
+
+        rows = cache.cached("stock-data", symbols, {}, build)
+        feeds = selectors.feed_staleness([row["symbol"] for row in rows])
+        body = [{**row, **feeds[row["symbol"]]} for row in rows]
+        for row in body:
+            row.pop("last_error", None)
+        return _json(_dumps({"stock_data": body}))
+
+
+class StockDataSymbolView(APIView):
+    """GET stock-data/{symbol}?days=N: the price (close) of every 5-minute bar in the last N
+    NYSE sessions, timestamped at the bar's end, with its OHLCV."""
+
+    def get(self, request, symbol: str):
+        symbol = parse_symbol(symbol)
+        days = parse_int(request, "days", default=1, low=1, high=MAX_DAYS)
+
+        def build() -> str:
+            since = _since(symbol, days)
+            bar = timedelta(minutes=5)
+            return _dumps(
+                [
+                    {
+                        "symbol": symbol,
+                        "price": str(r["close"]),
+                        "timestamp": iso_utc(r["timestamp"] + bar),
+                        "open": str(r["open"]),
+                        "high": str(r["high"]),
+                        "low": str(r["low"]),
+                        "close": str(r["close"]),
+                        "volume": r["volume"],
+                    }
+                    for r in selectors.bars_ohlcv(symbol, "5Min", since=since)
+                ]
             )
-        return Response({"stock_data": rows})
+
+        rows = cache.cached("stock-data-symbol", [symbol], {"days": days}, build)
+        return _json(
+            f'{{"symbol":{_dumps(symbol)},"days":{days},"stock_data":{rows},{_freshness(symbol)}}}'
+        )
+
+
+def _market_data(request, symbol: str) -> HttpResponse:
+    timeframe = parse_timeframe(request)
+    limit = parse_int(request, "limit", default=100, low=1, high=MAX_LIMIT)
+
+    def build() -> tuple[int, str]:
+        rows = selectors.bars_ohlcv(symbol, timeframe, limit=limit)
+        return len(rows), _dumps([_ohlcv_row(r) for r in rows])
+
+    count, rows = cache.cached("market-data", [symbol], {"tf": timeframe, "limit": limit}, build)
+    return _json(
+        f'{{"symbol":{_dumps(symbol)},"timeframe":{_dumps(timeframe)},"count":{count},'
+        f'"data":{rows},{_freshness(symbol)}}}'
+    )
+
+
+class MarketDataView(APIView):
+    """GET market-data?symbol=&timeframe=&limit=: the newest `limit` OHLCV rows, oldest first."""
+
+    def get(self, request):
+        return _market_data(request, parse_symbol(request.query_params.get("symbol")))
+
+
+class MarketDataSymbolView(APIView):
+    """GET market_data/{symbol}?timeframe=&limit= (also the /api/market_data/{symbol} alias)."""
+
+    def get(self, request, symbol: str):
+        return _market_data(request, parse_symbol(symbol))
+
+
+class ChartDataView(APIView):
+    """GET chart-data?symbol=&timeframe=&days=: candles for charts (`time` in epoch seconds,
+    numbers rather than strings, as charting libraries take them)."""
+
+    def get(self, request):
+        symbol = parse_symbol(request.query_params.get("symbol"))
+        timeframe = parse_timeframe(request)
+        days = parse_int(request, "days", default=5, low=1, high=MAX_DAYS)
+
+        def build() -> str:
+            since = _since(symbol, days)
+            return _dumps(
+                [
+                    {
+                        "time": int(r["timestamp"].timestamp()),
+                        "timestamp": iso_utc(r["timestamp"]),
+                        "open": float(r["open"]),
+                        "high": float(r["high"]),
+                        "low": float(r["low"]),
+                        "close": float(r["close"]),
+                        "volume": r["volume"],
+                    }
+                    for r in selectors.bars_ohlcv(symbol, timeframe, since=since)
+                ]
+            )
+
+        params = {"tf": timeframe, "days": days}
+        candles = cache.cached("chart-data", [symbol], params, build)
+        return _json(
+            f'{{"symbol":{_dumps(symbol)},"timeframe":{_dumps(timeframe)},"days":{days},'
+            f'"candles":{candles},{_freshness(symbol)}}}'
+        )

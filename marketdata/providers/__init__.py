@@ -20,3 +20,12 @@ def get_provider(name: str | None = None) -> BaseProvider:
     name = name or settings.MARKETDATA_PROVIDER
     path = settings.MARKETDATA_PROVIDERS.get(name, name)
     return _provider_class(path)()
+
+
+def provider_name(name: str | None = None) -> str:
+    """The configured provider's `name` (what its breaker state is kept under)."""
+    name = name or settings.MARKETDATA_PROVIDER
+    try:
+        return _provider_class(settings.MARKETDATA_PROVIDERS.get(name, name)).name
+    except Exception:  # noqa: BLE001 - health reports, it does not fail on a bad setting
+        return name

@@ -53,6 +53,10 @@ class HealthView(APIView):
                     "last_bar_age_seconds": round(age, 1),
                     "stale": age > settings.STALE_AFTER_SECONDS,
                 }
+            # Per-symbol staleness and the provider's circuit breaker (marketdata, issue 4).
+            from marketdata.selectors import market_data_health
+
+            market_data.update(market_data_health())
             halted = kill_switch_get().engaged
         ok = database["ok"] and redis["ok"]
         body = {

@@ -1,0 +1,221 @@
+"""Market-data load and API latency benchmark.
+
+Run from the repository root:  python bench/marketdata.py [--days 365]
+
+1. Backfill: one year x 4 symbols of synthetic 5-minute bars (~80,000 rows) through the real
+   backfill service (`bars_backfill`: chunked, bulk upserts), into an empty table. The bars are
+   generated before the clock starts, so the load rate measures storage only.
+2. Baseline: PostgreSQL COPY of the same rows into an empty copy of the bar table (same unique
+   index), in the same run.
+3. Latency: GET /api/v1/stock-data/SPY?days=30 and /api/v1/chart-data?symbol=SPY&timeframe=15Min
+   &days=30, 1,000 requests each after one warm-up (so cached), served in-process through
+   Django's test Client (the full middleware, DRF auth with a Bearer key, the view, the Redis
+   cache; no sockets).
+
+Database: its own database `trp_bench_md` (created, then dropped) on the server of DATABASE_URL
+if set, else postgres://postgres@127.0.0.1:5432. Redis: REDIS_URL if set, else an embedded
+Redis started here. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "trp_bench_md"
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        sys.exit("bench/marketdata.py needs PostgreSQL (for the COPY baseline)")
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def _admin(server: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * len(ordered))) - 1)]
+    return p50 * 1000, p99 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+
+    server = _server_url()
+    _admin(server, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    _admin(server, f"CREATE DATABASE {BENCH_DB}")
+    os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    var_dir = Path(tempfile.mkdtemp(prefix="bench-md-"))
+    os.environ["VAR_DIR"] = str(var_dir)
+    os.environ.setdefault("CACHE_PREFIX", "bench-md")
+    os.environ.setdefault("CHANNELS_PREFIX", "bench-md")
+    os.environ["LOG_LEVEL"] = "ERROR"
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        from tradingrobot.embedded_redis import EmbeddedRedis
+
+        redis = EmbeddedRedis(var_dir)
+        os.environ["REDIS_URL"] = redis.start()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    try:
+        result = run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if redis is not None:
+            redis.stop()
+        _admin(server, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    print(json.dumps(result))
+
+
+def run(args) -> dict:
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from marketdata import calendar
+    from marketdata.providers.base import BaseProvider
+    from marketdata.providers.synthetic import SyntheticProvider
+    from marketdata.services import bars_backfill
+    from trading.models import ApiKey, ApiScope
+
+    call_command("migrate", verbosity=0)
+    cache.clear()
+    symbols = ["TSLA", "QQQ", "SPY", "NVDA"]
+    end = calendar.last_completed_bar_start(calendar.utcnow()) + calendar.BAR
+    start = end - timedelta(days=args.days)
+    synthetic = SyntheticProvider()
+    bars = {s: synthetic.fetch_bars(s, "5Min", start, end) for s in symbols}
+    rows = sum(len(b) for b in bars.values())
+
+    class Prefetched(BaseProvider):
+        name = "synthetic"
+
+        def fetch_bars(self, symbol, timeframe, a, b):
+            return [bar for bar in bars[symbol] if a <= bar.timestamp < b]
+
+    # The filtering above is provider work, not storage: time it alone and subtract it.
+    t0 = time.perf_counter()
+    provider = Prefetched()
+    for symbol in symbols:
+        chunk = start
+        while chunk < end:
+            provider.fetch_bars(symbol, "5Min", chunk, min(chunk + timedelta(days=30), end))
+            chunk += timedelta(days=30)
+    fetch_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    stored = bars_backfill(provider=provider, symbols=symbols, start=start, end=end)
+    load_s = time.perf_counter() - t0 - fetch_s
+    assert stored == rows, (stored, rows)
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_copy_bar")
+        cursor.execute("CREATE TABLE bench_copy_bar (LIKE marketdata_bar INCLUDING ALL)")
+    from django.utils import timezone
+
+    now = timezone.now()
+    flat = [
+        (
+            b.symbol,
+            b.timeframe,
+            b.timestamp,
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+            "synthetic",
+            now,
+        )
+        for s in symbols
+        for b in bars[s]
+    ]
+    raw = connection.connection
+    t0 = time.perf_counter()
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            "COPY bench_copy_bar (symbol, timeframe, timestamp, open, high, low, close, volume,"
+            " source, collected_at) FROM STDIN"
+        ) as copy,
+    ):
+        for row in flat:
+            copy.write_row(row)
+    raw.commit()
+    copy_s = time.perf_counter() - t0
+
+    # A live system collects every few minutes: one collection records each symbol's feed
+    # status (what `age_seconds`/`stale` are computed from) like production.
+    from marketdata.services import bars_collect
+
+    bars_collect(symbols=symbols)
+    key = ApiKey.objects.create_key(name="bench", scope=ApiScope.READ)[1]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    latencies = {}
+    for name, url in [
+        ("stock_data", "/api/v1/stock-data/SPY?days=30"),
+        ("chart_data", "/api/v1/chart-data?symbol=SPY&timeframe=15Min&days=30"),
+    ]:
+        first = client.get(url)
+        assert first.status_code == 200, first.content[:300]
+        samples = []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            response = client.get(url)
+            samples.append(time.perf_counter() - t0)
+            assert response.status_code == 200
+        latencies[name] = _percentiles(samples)
+        print(
+            f"{name:10s} {url}: p50 {latencies[name][0]:.2f} ms, p99 {latencies[name][1]:.2f} ms"
+            f" ({len(first.content)} bytes)"
+        )
+
+    load_rate = rows / load_s
+    copy_rate = rows / copy_s
+    print(f"backfill: {rows} rows in {load_s:.2f} s = {load_rate:,.0f} rows/s")
+    print(f"COPY:     {rows} rows in {copy_s:.2f} s = {copy_rate:,.0f} rows/s")
+    return {
+        "rows": rows,
+        "load_seconds": round(load_s, 3),
+        "load_rows_per_s": round(load_rate),
+        "copy_seconds": round(copy_s, 3),
+        "copy_rows_per_s": round(copy_rate),
+        "load_ratio": round(load_rate / copy_rate, 3),
+        "stock_data_p50_ms": round(latencies["stock_data"][0], 3),
+        "stock_data_p99_ms": round(latencies["stock_data"][1], 3),
+        "chart_data_p50_ms": round(latencies["chart_data"][0], 3),
+        "chart_data_p99_ms": round(latencies["chart_data"][1], 3),
+        "latency_server": "django.test.Client (in-process)",
+    }
+
+
+if __name__ == "__main__":
+    main()
