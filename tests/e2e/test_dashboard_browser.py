@@ -103,7 +103,9 @@ def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_f
                 timeout=10_000,
             )
             assert page.locator(".chart[data-symbol=SPY] canvas").count() > 0
-            assert page.locator("#equity").inner_text() != "–"
+            page.wait_for_function(
+                "() => document.querySelector('#equity').textContent !== '–'", timeout=5_000
+            )
 
             # An order: its trade row appears within 2 seconds, through the stream.
             assert page.locator("#trades tr.trade-row").count() == 0
