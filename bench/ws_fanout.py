@@ -82,7 +82,7 @@ async def _clients(url: str, count: int, conn) -> None:
             last = seq
             payload = message["payload"]
             if payload["phase"] == "lat":
-                latencies.append((now - payload["t_pub"]) * 1000)
+                latencies.append(((now - payload["t_pub"]) * 1000, payload["n"]))
             n = payload["n"]
             got = received.get(n, 0) + 1
             if got == count:
@@ -244,7 +244,12 @@ class Run:
             proc.join(10)
             if proc.is_alive():
                 proc.terminate()
-        latencies.sort()
+        if os.environ.get("BENCH_DEBUG"):
+            worst: dict[int, float] = {}
+            for ms, n in latencies:
+                worst[n] = max(worst.get(n, 0), ms)
+            print("worst per event:", [round(worst[n]) for n in sorted(worst)], file=sys.stderr)
+        latencies = sorted(ms for ms, _ in latencies)
 
         def pct(p: float) -> float | None:
             if not latencies:

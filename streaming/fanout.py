@@ -71,6 +71,7 @@ class RawSocket:
     def __init__(self, protocol: Any) -> None:
         self.protocol = protocol
         self.transport = protocol.transport
+        self.sock = getattr(self.transport, "socket", None)
 
     @classmethod
     def from_send(cls, send: Any) -> RawSocket | None:
@@ -96,8 +97,22 @@ class RawSocket:
 
     def write(self, frame: bytes) -> bool:
         """Write the frame, or skip it (False) while the client is not keeping up."""
-        if self.buffered() > MAX_BUFFERED_BYTES:
+        buffered = self.buffered()
+        if buffered > MAX_BUFFERED_BYTES:
             return False
+        if buffered == 0 and self.sock is not None and not self.transport.disconnecting:
+            # Nothing queued before it: send now, as asyncio's transports do. Twisted would
+            # queue it and register the socket for writability (two epoll_ctl calls and a
+            # callback per client per event); only what the kernel does not take goes there.
+            try:
+                sent = self.sock.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return True  # the connection is going away; twisted reports the close
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
         self.transport.write(frame)
         return True
 
