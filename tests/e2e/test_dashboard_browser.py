@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.urls import NoReverseMatch, reverse
+from django.urls import Resolver404, resolve
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -34,9 +34,10 @@ def _submit_order(base: str, trade_key: str, symbol: str) -> str:
     NOTE: until POST /api/v1/orders/submit is merged, this calls trading.services.order_submit
     in the test process, which is what that view will call.
     """
+    path = "/api/v1/orders/submit"
     try:
-        path = reverse("v1:orders-submit")
-    except NoReverseMatch:
+        resolve(path)
+    except Resolver404:
         from trading.services import order_submit
 
         return str(order_submit(symbol=symbol, side="buy", qty=Decimal("3")).order.pk)
