@@ -1,8 +1,12 @@
 """`publish(type, payload)`: the one way every producer sends an event to /ws/updates clients.
 
 The event leaves after the surrounding transaction commits, so no client sees data that was
-rolled back. It is serialized once, here, and fanned out by the channel layer. A Redis outage
-is logged and the event dropped: clients re-fetch the REST snapshot when they see a `seq` gap.
+rolled back. It is serialized once, here, and published once on a Redis pub/sub channel; every
+web process fans it out to its own clients (streaming.fanout). A Redis outage is logged and the
+event dropped: clients re-fetch the REST snapshot when they see a `seq` gap or reconnect.
+
+Sequence numbers are per stream: `market_data` has one stream per symbol (a client subscribed
+to some symbols must not see gaps for the others), every other type shares the `events` stream.
 """
 
 from __future__ import annotations
@@ -10,14 +14,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
-from streaming import events, groups
-from streaming.redis import next_seq
+from streaming import events
+from streaming.redis import publish_with_seq
 
 logger = logging.getLogger(__name__)
+
+# Wire format on the pub/sub channel: b"<type> <symbol>\n" + the JSON envelope, so that web
+# processes can route and filter without parsing JSON.
+HEADER_END = b"\n"
+
+
+def stream_of(type_: str, payload: dict[str, Any]) -> str:
+    if type_ == events.MARKET_DATA:
+        return f"market_data:{payload.get('symbol') or ''}"
+    return "events"
 
 
 def publish(type_: str, payload: dict[str, Any]) -> None:
@@ -28,19 +40,18 @@ def publish(type_: str, payload: dict[str, Any]) -> None:
 
 def send_now(type_: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """Send immediately (outside any transaction); returns the envelope, or None if it failed."""
+    if type_ not in events.TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
     try:
-        message = events.envelope(type_, payload, next_seq())
+        message = events.envelope(type_, payload, 0)
         text = events.dumps(message)
-        async_to_sync(get_channel_layer().group_send)(
-            groups.UPDATES,
-            {
-                "type": "stream.event",
-                "event_type": type_,
-                "symbol": payload.get("symbol"),
-                "text": text,
-            },
-        )
+        # `seq` is the envelope's last key: Redis splices the number in between head and tail.
+        cut = text.rindex('"seq":') + len('"seq":')
+        symbol = str(payload.get("symbol") or "") if type_ == events.MARKET_DATA else ""
+        head = f"{type_} {symbol}".encode() + HEADER_END + text[:cut].encode()
+        tail = text[cut:].removeprefix("0").encode()
+        message["seq"] = publish_with_seq(stream_of(type_, payload), head, tail)
         return message
-    except Exception:  # noqa: BLE001 - any Redis/layer failure must not break the caller
+    except Exception:  # noqa: BLE001 - any Redis failure must not break the caller
         logger.warning("could not publish %s event", type_, exc_info=True)
         return None

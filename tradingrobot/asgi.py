@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
 from streaming.auth import WebSocketAuthMiddleware  # noqa: E402
+from streaming.fanout import RawSocketMiddleware  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -19,8 +20,11 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Origin checks live in WebSocketAuthMiddleware: cookies only from our own origin,
         # tokens from anywhere (a WordPress site's dashboard).
-        "websocket": CookieMiddleware(
-            SessionMiddleware(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        # RawSocketMiddleware must see daphne's own `send`: it stays outermost.
+        "websocket": RawSocketMiddleware(
+            CookieMiddleware(
+                SessionMiddleware(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            )
         ),
     }
 )

@@ -160,8 +160,10 @@ STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # npm installs front-end packages (lightweight-charts) into node_modules; only its dist files
 # are served.
-if (BASE_DIR / "node_modules").exists():
-    STATICFILES_DIRS.append(("vendor", BASE_DIR / "node_modules"))
+if (BASE_DIR / "node_modules" / "lightweight-charts" / "dist").exists():
+    STATICFILES_DIRS.append(
+        ("vendor/lightweight-charts", BASE_DIR / "node_modules" / "lightweight-charts" / "dist")
+    )
 WHITENOISE_USE_FINDERS = True
 
 # --- REST API ----------------------------------------------------------------------------------------

@@ -1,83 +1,214 @@
-// The dashboard: fetch a REST snapshot, then apply /ws/updates events on top. After a reconnect
-// or a gap in the event sequence, fetch the snapshot again so nothing is missed.
+// The dashboard: fetch a REST snapshot, then apply /ws/updates events on top (DESIGN.md §8).
+// After a reconnect, a sequence gap or a silent stall, fetch the snapshot again so nothing is
+// missed. Sequence numbers are per stream: market_data per symbol, everything else "events".
 (function () {
   "use strict";
   const api = "/api/v1/";
   const MAX_TRADES = 50;
+  const OPEN_ORDER = new Set(["pending_submit", "new", "accepted", "partially_filled"]);
+  const PING_EVERY_MS = 15000;
+  const STALE_AFTER_MS = 40000; // the server sends a snapshot every 5 s and answers pings
+  const symbols = JSON.parse(document.getElementById("symbols-data").textContent);
+  const Charts = window.LightweightCharts;
+
   let socket = null;
-  let lastSeq = 0;
   let retry = 0;
+  let lastSeq = {};
+  let helloSeen = false;
+  let lastMessageAt = Date.now();
+  let loading = null; // the snapshot load in progress; events received meanwhile wait in `pending`
+  let pending = [];
+  const charts = {}; // symbol -> {chart, series, lastTime}
+  let equity = null;
 
   const $ = (sel) => document.querySelector(sel);
-  const fmt = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+  const fmt = (v, d = 2) => (v === null || v === undefined || v === "" ? "–" : Number(v).toFixed(d));
   const time = (iso) => (iso ? new Date(iso).toISOString().replace("T", " ").slice(0, 16) : "–");
+  const unix = (iso) => Math.floor(new Date(iso).getTime() / 1000);
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
 
   async function getJSON(path) {
     const response = await fetch(api + path, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error(path + ": " + response.status);
+    if (!response.ok) {
+      const error = new Error(path + ": " + response.status);
+      error.status = response.status;
+      throw error;
+    }
     return response.json();
   }
 
-  function setConnection(state) {
+  async function postJSON(path, body) {
+    const response = await fetch(api + path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error((data.error && data.error.message) || path + ": " + response.status);
+    return data;
+  }
+
+  // --- connection indicator ---------------------------------------------------------------------
+
+  function setConnection(state, label) {
     const el = $("#connection");
     el.dataset.state = state;
-    el.textContent = state;
-    el.className = "pill " + (state === "live" ? "on" : "off");
+    el.textContent = label || state;
+    el.className = "pill " + (state === "live" ? "on" : state === "degraded" ? "degraded" : "off");
+    $("#stream-banner").hidden = state === "live" || state === "connecting";
   }
+
+  // --- charts -------------------------------------------------------------------------------------
+
+  function makeChart(el, height) {
+    return Charts.createChart(el, {
+      height: height,
+      layout: { background: { color: "#1a2029" }, textColor: "#c8ccd2" },
+      grid: { vertLines: { color: "#232a35" }, horzLines: { color: "#232a35" } },
+      timeScale: { timeVisible: true, secondsVisible: false },
+      autoSize: true,
+    });
+  }
+
+  function setupCharts() {
+    if (!Charts) {
+      console.warn("lightweight-charts is not installed (run the setup step): no charts");
+      return;
+    }
+    document.querySelectorAll(".chart[data-symbol]").forEach((el) => {
+      const chart = makeChart(el, 260);
+      charts[el.dataset.symbol] = { chart, series: chart.addCandlestickSeries(), lastTime: 0, count: 0 };
+    });
+    const chart = makeChart($("#equity-chart"), 160);
+    equity = { chart, series: chart.addLineSeries({ color: "#6cb6ff", lineWidth: 2 }), lastTime: 0 };
+  }
+
+  function candle(bar) {
+    return { time: unix(bar.timestamp), open: Number(bar.open), high: Number(bar.high), low: Number(bar.low), close: Number(bar.close) };
+  }
+
+  function setBars(symbol, bars) {
+    const c = charts[symbol];
+    if (!c) return;
+    const data = bars.map(candle);
+    c.series.setData(data);
+    c.lastTime = data.length ? data[data.length - 1].time : 0;
+    c.count = data.length;
+    document.querySelector('[data-bars-for="' + symbol + '"]').textContent = data.length + " bars";
+    if (data.length) showPrice(symbol, data[data.length - 1].close);
+  }
+
+  function showPrice(symbol, price) {
+    const el = document.querySelector('[data-price-for="' + symbol + '"]');
+    if (el) el.textContent = fmt(price);
+  }
+
+  function applyBar(bar) {
+    showPrice(bar.symbol, bar.close);
+    const c = charts[bar.symbol];
+    if (!c) return;
+    const point = candle(bar);
+    if (point.time < c.lastTime) return; // older than the chart's last bar: the snapshot has it
+    c.series.update(point);
+    if (point.time > c.lastTime) c.count += 1;
+    c.lastTime = point.time;
+    document.querySelector('[data-bars-for="' + bar.symbol + '"]').textContent = c.count + " bars";
+  }
+
+  async function loadBars(symbol) {
+    const query = "?symbol=" + encodeURIComponent(symbol) + "&timeframe=5Min&days=5";
+    let data;
+    try {
+      data = await getJSON("chart-data" + query);
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      data = await getJSON("dashboard/chart" + query); // until marketdata serves chart-data
+    }
+    setBars(symbol, data.bars || []);
+  }
+
+  function setEquityCurve(points) {
+    if (!equity) return;
+    const byTime = new Map();
+    points.forEach((p) => byTime.set(unix(p.timestamp), Number(p.equity)));
+    const data = [...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ time: t, value: v }));
+    equity.series.setData(data);
+    equity.lastTime = data.length ? data[data.length - 1].time : 0;
+  }
+
+  function addEquityPoint(iso, value) {
+    if (!equity || value === undefined) return;
+    const t = unix(iso);
+    if (t < equity.lastTime) return;
+    equity.series.update({ time: t, value: Number(value) });
+    equity.lastTime = t;
+  }
+
+  // --- tables and panels -----------------------------------------------------------------------------
 
   function applyStatus(s) {
     if (!s || s.subscribed) return;
+    if (s.stream === "down") setConnection("degraded", "stream down");
     if (s.clock) $("#clock").textContent = s.clock;
     if (s.market_time) $("#market-time").textContent = time(s.market_time);
-    if (s.market_open !== undefined) $("#market-open").textContent = s.market_open ? "open" : "closed";
+    if (s.market_open !== undefined) {
+      $("#market-open").textContent = s.market_open ? "open" : "closed";
+      $("#market-banner").hidden = !!s.market_open;
+    }
+    if (s.session !== undefined) $("#session-status").textContent = s.session ? s.session.status : "none";
     if (s.halted !== undefined) {
       $("#halted-banner").hidden = !s.halted;
       $("#halted-reason").textContent = (s.kill_switch && s.kill_switch.reason) || "";
+      $("#stop-trading").hidden = !!s.halted;
+      $("#resume-trading").hidden = !s.halted;
     }
   }
 
-  function applyPerformance(p) {
+  function applyPerformance(p, ts) {
     if (p.equity !== undefined) $("#equity").textContent = fmt(p.equity);
+    if (p.cash !== undefined) $("#cash").textContent = fmt(p.cash);
+    if (p.realized_pnl !== undefined) $("#realized-pnl").textContent = fmt(p.realized_pnl);
+    if (p.unrealized_pnl !== undefined) $("#unrealized-pnl").textContent = fmt(p.unrealized_pnl);
+    if (p.trades !== undefined) $("#trade-count").textContent = p.trades;
     if (p.total_return !== undefined && p.total_return !== null)
       $("#total-return").textContent = (p.total_return * 100).toFixed(2) + "%";
+    if (ts) addEquityPoint(ts, p.equity);
   }
 
-  function applyPrice(row) {
-    let tr = document.querySelector('#prices tr[data-symbol="' + row.symbol + '"]');
+  function row(table, key, value, cells) {
+    let tr = document.querySelector("#" + table + ' tr[data-key="' + CSS.escape(String(value)) + '"]');
     if (!tr) {
       tr = document.createElement("tr");
-      tr.dataset.symbol = row.symbol;
-      tr.innerHTML = "<td></td><td class=price></td><td class=change></td><td class=ts></td>";
-      tr.cells[0].textContent = row.symbol;
-      $("#prices tbody").appendChild(tr);
+      tr.dataset.key = value;
+      cells.forEach(() => tr.appendChild(document.createElement("td")));
+      document.querySelector("#" + table + " tbody").appendChild(tr);
     }
-    const price = row.price !== undefined ? row.price : row.close;
-    const previous = Number(tr.dataset.price || price);
-    tr.querySelector(".price").textContent = fmt(price);
-    const change = row.change !== undefined ? Number(row.change) : Number(price) - previous;
-    const cell = tr.querySelector(".change");
-    cell.textContent = fmt(change);
-    cell.className = "change " + (change >= 0 ? "up" : "down");
-    tr.querySelector(".ts").textContent = time(row.timestamp);
-    tr.dataset.price = price;
+    cells.forEach((text, i) => (tr.cells[i].textContent = text));
+    return tr;
   }
 
   function applyPosition(p) {
-    let tr = document.querySelector('#positions tr[data-symbol="' + p.symbol + '"]');
-    if (Number(p.qty) === 0) { if (tr) tr.remove(); return; }
-    if (!tr) {
-      tr = document.createElement("tr");
-      tr.dataset.symbol = p.symbol;
-      tr.innerHTML = "<td></td><td></td><td></td><td></td><td></td>";
-      $("#positions tbody").appendChild(tr);
+    if (Number(p.qty) === 0) {
+      const tr = document.querySelector('#positions tr[data-key="' + CSS.escape(p.symbol) + '"]');
+      if (tr) tr.remove();
+      return;
     }
-    const cells = tr.cells;
-    cells[0].textContent = p.symbol;
-    cells[1].textContent = fmt(p.qty, 0);
-    cells[2].textContent = fmt(p.avg_entry_price);
-    cells[3].textContent = fmt(p.last_price);
-    cells[4].textContent = fmt(p.unrealized_pnl);
-    cells[4].className = Number(p.unrealized_pnl) >= 0 ? "up" : "down";
+    const tr = row("positions", "symbol", p.symbol, [p.symbol, fmt(p.qty, 0), fmt(p.avg_entry_price), fmt(p.last_price), fmt(p.unrealized_pnl)]);
+    tr.cells[4].className = Number(p.unrealized_pnl) >= 0 ? "up" : "down";
+  }
+
+  function applyOrder(o) {
+    if (!OPEN_ORDER.has(o.status)) {
+      const tr = document.querySelector('#orders tr[data-key="' + CSS.escape(o.id) + '"]');
+      if (tr) tr.remove();
+      return;
+    }
+    row("orders", "id", o.id, [time(o.created_at), o.symbol, o.side, o.type, fmt(o.qty, 0), o.status]);
   }
 
   function applyTrade(t, prepend = true) {
@@ -91,56 +222,143 @@
       tr.appendChild(td);
     });
     const body = $("#trades tbody");
-    if (prepend) body.insertBefore(tr, body.firstChild); else body.appendChild(tr);
+    if (prepend) body.insertBefore(tr, body.firstChild);
+    else body.appendChild(tr);
     while (body.rows.length > MAX_TRADES) body.deleteRow(body.rows.length - 1);
   }
 
-  async function loadSnapshot() {
-    const [status, prices, positions, trades] = await Promise.all([
-      getJSON("status"), getJSON("stock-data"), getJSON("positions"), getJSON("trades?limit=" + MAX_TRADES),
-    ]);
-    applyStatus(status);
-    prices.stock_data.forEach(applyPrice);
-    $("#positions tbody").innerHTML = "";
-    positions.results.forEach(applyPosition);
-    $("#trades tbody").innerHTML = "";
-    trades.results.forEach((t) => applyTrade(t, false));
+  function applyStrategies(list) {
+    $("#strategies tbody").innerHTML = "";
+    list.forEach((s) => {
+      const state = s.last_error ? "error" : s.enabled ? "enabled" : "disabled";
+      const signal = s.last_signal && Object.keys(s.last_signal).length ? JSON.stringify(s.last_signal).slice(0, 60) : "–";
+      const tr = row("strategies", "name", s.name, [s.name, (s.symbols || []).join(", "), state, time(s.last_run_at), signal]);
+      tr.cells[2].className = state === "error" ? "down" : state === "enabled" ? "up" : "";
+      if (s.last_error) tr.cells[2].title = s.last_error;
+    });
   }
 
-  function onMessage(event) {
-    const message = JSON.parse(event.data);
-    // seq 0 marks direct replies (snapshot on connect, pong); broadcasts count up from 1.
-    if (message.seq > 0) {
-      if (lastSeq && message.seq > lastSeq + 1) loadSnapshot().catch(console.error);
-      lastSeq = message.seq;
-    }
+  // --- snapshot and events -------------------------------------------------------------------
+
+  async function fetchSnapshot() {
+    const [snap] = await Promise.all([getJSON("dashboard/snapshot"), ...symbols.map((s) => loadBars(s).catch(console.error))]);
+    applyStatus(snap.status);
+    applyPerformance(snap.performance);
+    setEquityCurve(snap.equity_curve);
+    applyStrategies(snap.strategies);
+    $("#positions tbody").innerHTML = "";
+    snap.positions.forEach(applyPosition);
+    $("#orders tbody").innerHTML = "";
+    snap.open_orders.forEach(applyOrder);
+    $("#trades tbody").innerHTML = "";
+    snap.trades.forEach((t) => applyTrade(t, false));
+  }
+
+  function resync() {
+    if (loading) return loading;
+    pending = [];
+    loading = fetchSnapshot()
+      .catch((error) => {
+        console.error("snapshot failed", error);
+        setTimeout(resync, 2000); // REST is down too: try again soon
+      })
+      .finally(() => {
+        loading = null;
+        const queued = pending;
+        pending = [];
+        queued.forEach(apply); // events that arrived while the snapshot was loading
+      });
+    return loading;
+  }
+
+  function streamOf(message) {
+    return message.type === "market_data" ? "md:" + message.payload.symbol : "events";
+  }
+
+  function apply(message) {
     const p = message.payload;
     switch (message.type) {
       case "status": applyStatus(p); break;
-      case "market_data": applyPrice(p); break;
+      case "market_data": applyBar(p); break;
       case "trade_update": applyTrade(p); break;
+      case "order_update": applyOrder(p); break;
       case "position_update": applyPosition(p); break;
-      case "performance_update": applyPerformance(p); break;
+      case "performance_update": applyPerformance(p, message.ts); break;
       case "error": console.warn("stream error", p); break;
     }
   }
 
+  function onMessage(event) {
+    lastMessageAt = Date.now();
+    const message = JSON.parse(event.data);
+    if (!helloSeen) {
+      // The first message after (re)connecting is the server's status snapshot: the server is
+      // now subscribed for us, so a REST snapshot taken from here on misses nothing.
+      helloSeen = true;
+      lastSeq = {};
+      setConnection(message.payload.stream === "down" ? "degraded" : "live", message.payload.stream === "down" ? "stream down" : "live");
+      socket.send(JSON.stringify({ action: "subscribe", symbols: symbols }));
+      resync();
+    }
+    if (message.seq > 0) {
+      const stream = streamOf(message);
+      const last = lastSeq[stream];
+      lastSeq[stream] = message.seq;
+      // A gap: we missed messages. Lower than before: Redis restarted and counts afresh.
+      if (last !== undefined && message.seq !== last + 1) resync();
+    }
+    if (loading) pending.push(message);
+    else apply(message);
+  }
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    helloSeen = false;
+    lastMessageAt = Date.now();
+    setConnection(retry ? "reconnecting" : "connecting", retry ? "reconnecting…" : "connecting…");
     socket = new WebSocket(scheme + location.host + "/ws/updates");
-    socket.onopen = () => {
-      retry = 0;
-      setConnection("live");
-      loadSnapshot().catch(console.error);
-    };
     socket.onmessage = onMessage;
     socket.onclose = (event) => {
-      setConnection(event.code === 4401 ? "unauthorized" : "reconnecting");
-      const delay = Math.min(30000, 500 * 2 ** retry) * (0.75 + Math.random() / 2);
+      if (event.code === 4401) setConnection("unauthorized", "signed out");
+      else setConnection("reconnecting", "reconnecting…");
+      // Exponential backoff with jitter, capped at 30 s, and no attempt limit.
+      const delay = Math.min(30000, 500 * 2 ** Math.min(retry, 10)) * (0.75 + Math.random() / 2);
       retry += 1;
       setTimeout(connect, delay);
     };
+    socket.onopen = () => {
+      retry = 0;
+    };
   }
 
+  // A connection can die without a close event (sleeping laptop, dead proxy): ping, and treat
+  // prolonged silence as a disconnect.
+  setInterval(() => {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - lastMessageAt > STALE_AFTER_MS) socket.close(4000, "stale");
+    else socket.send(JSON.stringify({ action: "ping" }));
+  }, PING_EVERY_MS);
+
+  async function killSwitch(stop) {
+    const question = stop
+      ? "Stop all trading now? Open orders are canceled and no new orders are sent."
+      : "Resume trading?";
+    if (!window.confirm(question)) return;
+    const message = $("#action-message");
+    message.textContent = stop ? "stopping…" : "resuming…";
+    try {
+      if (stop) await postJSON("stop_trading", { reason: "dashboard kill switch", flatten: false });
+      else await postJSON("resume_trading", {});
+      message.textContent = stop ? "trading stopped" : "trading resumed";
+      applyStatus(await getJSON("status"));
+    } catch (error) {
+      message.textContent = "failed: " + error.message;
+    }
+  }
+
+  $("#stop-trading").addEventListener("click", () => killSwitch(true));
+  $("#resume-trading").addEventListener("click", () => killSwitch(false));
+
+  setupCharts();
   connect();
 })();

@@ -1,0 +1,88 @@
+"""Reads behind the dashboard's REST snapshot: what a client loads before applying events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from streaming.events import iso_utc
+
+EQUITY_POINTS = 500
+TRADES = 50
+
+
+def dashboard_snapshot() -> dict:
+    from strategies.models import StrategyConfig
+    from trading import selectors
+    from trading.models import OPEN_STATUSES
+
+    session = selectors.session_latest()
+    curve = (
+        list(selectors.equity_curve(session).order_by("-timestamp")[:EQUITY_POINTS])
+        if session
+        else []
+    )
+    curve.reverse()
+    trades = selectors.trades_list(session).order_by("-executed_at", "-id")[:TRADES]
+    return {
+        "status": selectors.status_get(),
+        "performance": selectors.performance_get(session),
+        "positions": [selectors.position_payload(p) for p in selectors.positions_list(session)],
+        "open_orders": [
+            selectors.order_payload(o)
+            for o in selectors.orders_list()
+            .filter(status__in=OPEN_STATUSES)
+            .order_by("-created_at")[:100]
+        ],
+        "trades": [selectors.trade_payload(t) for t in trades],
+        "equity_curve": [
+            {"timestamp": iso_utc(s.timestamp), "equity": str(s.equity)} for s in curve
+        ],
+        "strategies": [
+            {
+                "name": c.name,
+                "plugin": c.plugin,
+                "symbols": c.symbols,
+                "enabled": c.enabled,
+                "last_run_at": iso_utc(c.last_run_at) if c.last_run_at else None,
+                "last_signal": c.last_signal,
+                "last_error": c.last_error,
+            }
+            for c in StrategyConfig.objects.order_by("name")
+        ],
+    }
+
+
+def chart_bars(*, symbol: str, timeframe: str = "5Min", days: int = 5) -> dict:
+    """The chart's OHLCV rows, in the shape of GET /api/v1/chart-data (marketdata, issue 4)."""
+    from marketdata.models import Bar
+
+    newest = (
+        Bar.objects.filter(symbol=symbol, timeframe=timeframe)
+        .order_by("-timestamp")
+        .values_list("timestamp", flat=True)
+        .first()
+    )
+    rows = []
+    if newest is not None:
+        rows = list(
+            Bar.objects.filter(
+                symbol=symbol, timeframe=timeframe, timestamp__gt=newest - timedelta(days=days)
+            )
+            .order_by("timestamp")
+            .values("timestamp", "open", "high", "low", "close", "volume")[:5000]
+        )
+    return {
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "bars": [
+            {
+                "timestamp": iso_utc(r["timestamp"]),
+                "open": str(r["open"]),
+                "high": str(r["high"]),
+                "low": str(r["low"]),
+                "close": str(r["close"]),
+                "volume": int(r["volume"]),
+            }
+            for r in rows
+        ],
+    }
