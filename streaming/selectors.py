@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from streaming.events import iso_utc
 
 EQUITY_POINTS = 500
@@ -48,41 +46,5 @@ def dashboard_snapshot() -> dict:
                 "last_error": c.last_error,
             }
             for c in StrategyConfig.objects.order_by("name")
-        ],
-    }
-
-
-def chart_bars(*, symbol: str, timeframe: str = "5Min", days: int = 5) -> dict:
-    """The chart's OHLCV rows, in the shape of GET /api/v1/chart-data (marketdata, issue 4)."""
-    from marketdata.models import Bar
-
-    newest = (
-        Bar.objects.filter(symbol=symbol, timeframe=timeframe)
-        .order_by("-timestamp")
-        .values_list("timestamp", flat=True)
-        .first()
-    )
-    rows = []
-    if newest is not None:
-        rows = list(
-            Bar.objects.filter(
-                symbol=symbol, timeframe=timeframe, timestamp__gt=newest - timedelta(days=days)
-            )
-            .order_by("timestamp")
-            .values("timestamp", "open", "high", "low", "close", "volume")[:5000]
-        )
-    return {
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "bars": [
-            {
-                "timestamp": iso_utc(r["timestamp"]),
-                "open": str(r["open"]),
-                "high": str(r["high"]),
-                "low": str(r["low"]),
-                "close": str(r["close"]),
-                "volume": int(r["volume"]),
-            }
-            for r in rows
         ],
     }

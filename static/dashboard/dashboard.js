@@ -122,14 +122,8 @@
 
   async function loadBars(symbol) {
     const query = "?symbol=" + encodeURIComponent(symbol) + "&timeframe=5Min&days=5";
-    let data;
-    try {
-      data = await getJSON("chart-data" + query);
-    } catch (error) {
-      if (error.status !== 404) throw error;
-      data = await getJSON("dashboard/chart" + query); // until marketdata serves chart-data
-    }
-    setBars(symbol, data.bars || []);
+    const data = await getJSON("chart-data" + query);
+    setBars(symbol, data.candles);
   }
 
   function setEquityCurve(points) {

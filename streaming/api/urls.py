@@ -5,5 +5,4 @@ from streaming.api import views
 urlpatterns = [
     path("websocket/token", views.WebSocketTokenView.as_view(), name="websocket-token"),
     path("dashboard/snapshot", views.DashboardSnapshotView.as_view(), name="dashboard-snapshot"),
-    path("dashboard/chart", views.DashboardChartView.as_view(), name="dashboard-chart"),
 ]

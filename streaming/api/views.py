@@ -35,23 +35,3 @@ class DashboardSnapshotView(APIView):
 
     def get(self, request):
         return Response(selectors.dashboard_snapshot())
-
-
-class ChartQuerySerializer(serializers.Serializer):
-    symbol = serializers.RegexField(r"^[A-Za-z.\-]{1,16}$")
-    timeframe = serializers.ChoiceField(choices=["1Min", "5Min", "15Min", "1Hour", "1Day"])
-    days = serializers.IntegerField(min_value=1, max_value=60, default=5)
-
-
-class DashboardChartView(APIView):
-    """The dashboard's fallback for GET /api/v1/chart-data (owned by marketdata), same shape."""
-
-    def get(self, request):
-        query = ChartQuerySerializer(data={"timeframe": "5Min", **request.query_params.dict()})
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
-        return Response(
-            selectors.chart_bars(
-                symbol=data["symbol"].upper(), timeframe=data["timeframe"], days=data["days"]
-            )
-        )
