@@ -72,7 +72,6 @@ logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
 SIX = Decimal("0.000001")
-MICROSECOND = timedelta(microseconds=1)
 
 S = OrderStatus
 # Which status may follow which. Anything else is a bug or a broker surprise, and raises.
@@ -664,8 +663,10 @@ def _set_market_times(order: Order) -> None:
     now = market_now()
     order.market_time = now
     if order.time_in_force == TimeInForce.DAY:
-        # An order accepted exactly at the close belongs to the session that just ended.
-        order.expires_at = calendar.next_close(now - MICROSECOND)
+        # The next close strictly after now: an order accepted at or after a close (the
+        # simulated clock stands exactly at 16:00 after the day's last bar) is for the next
+        # session, as a real broker treats a day order sent after hours.
+        order.expires_at = calendar.next_close(now)
 
 
 def _fill_apply(*, order: Order, qty: Decimal, price: Decimal, fee: Decimal, executed_at) -> Trade:

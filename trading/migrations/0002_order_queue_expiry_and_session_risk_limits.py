@@ -4,40 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('trading', '0001_initial'),
+        ("trading", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='order',
-            name='expires_at',
+            model_name="order",
+            name="expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='market_time',
+            model_name="order",
+            name="market_time",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='stop_triggered',
+            model_name="order",
+            name="stop_triggered",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='order',
-            name='submit_after',
+            model_name="order",
+            name="submit_after",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='tradingsession',
-            name='risk_limits',
+            model_name="tradingsession",
+            name="risk_limits",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='order',
-            name='source',
-            field=models.CharField(choices=[('api', 'Api'), ('strategy', 'Strategy'), ('wordpress', 'Wordpress'), ('admin', 'Admin'), ('reconcile', 'Reconcile')], default='api', max_length=16),
+            model_name="order",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("api", "Api"),
+                    ("strategy", "Strategy"),
+                    ("wordpress", "Wordpress"),
+                    ("admin", "Admin"),
+                    ("reconcile", "Reconcile"),
+                ],
+                default="api",
+                max_length=16,
+            ),
         ),
     ]
