@@ -105,7 +105,7 @@ def limits_for(session: TradingSession) -> Limits:
         if kind == "int" and not value:
             value = None
         if kind == "symbols":
-            value = list(value or [])
+            value = [s.upper().strip() for s in value or []]
         values[key] = value
     return Limits(**values)
 
@@ -129,7 +129,8 @@ def daily_loss(*, session: TradingSession, at: datetime) -> Decimal:
     value = Position.objects.filter(session=session).aggregate(
         total=Sum(F("qty") * F("last_price"))
     )["total"]
-    equity = session.cash + (value or ZERO)
+    cash = TradingSession.objects.values_list("cash", flat=True).get(pk=session.pk)
+    equity = cash + (value or ZERO)
     return max(opening - equity, ZERO)
 
 

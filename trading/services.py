@@ -1040,6 +1040,8 @@ def session_mark_to_market(
     if session is None:
         return None
     with transaction.atomic():
+        # Fresh cash: the caller's session object may predate fills.
+        session = TradingSession.objects.get(pk=session.pk)
         equity = session.cash
         for position in Position.objects.select_for_update().filter(session=session).exclude(qty=0):
             price = last_price(position.symbol)
