@@ -30,6 +30,7 @@ from decimal import Decimal
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from streaming import events
@@ -448,11 +449,28 @@ def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
         stop_price=order.stop_price,
         session_id=order.session_id,
     )
-    Order.objects.filter(pk=order.pk).update(submit_attempts=order.submit_attempts + 1)
+    # Claim this attempt: of two senders racing (a retry task and reconciliation's retry, or a
+    # queued order sent twice), only the one whose conditional update wins calls the broker.
+    claimed = Order.objects.filter(
+        pk=order.pk, status=OrderStatus.PENDING_SUBMIT, submit_attempts=order.submit_attempts
+    ).update(submit_attempts=F("submit_attempts") + 1)
+    if not claimed:
+        order.refresh_from_db()
+        return order
+    attempt = order.submit_attempts + 1
     broker = get_broker()
     try:
         answer = async_to_sync(broker.submit_order)(request)
     except BrokerError as exc:
+        if exc.permanent and attempt > 1:
+            # A retry refused (e.g. "client_order_id must be unique") may mean an earlier
+            # attempt did arrive after all: the broker's record wins over our rejection.
+            try:
+                known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+            except BrokerError:
+                known = None
+            if known is not None:
+                return order_record_broker_state(order_id=order.pk, state=known)
         if exc.permanent:
             order = order_reject(order=order, reason=exc.message, code=exc.code)
             if exc.code == "insufficient_buying_power":
