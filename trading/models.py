@@ -143,6 +143,9 @@ class Order(models.Model):
     market_time = models.DateTimeField(null=True, blank=True)
     # Day orders expire at this market time (the session's close, early closes included).
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Set while one process has the order in flight to the broker: no other sender may claim it
+    # until the answer is recorded or the lease runs out (a crashed sender).
+    send_lease_until = models.DateTimeField(null=True, blank=True)
     # A stop-limit order whose stop was reached rests as a limit order.
     stop_triggered = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

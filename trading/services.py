@@ -30,7 +30,7 @@ from decimal import Decimal
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from streaming import events
@@ -449,19 +449,30 @@ def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
         stop_price=order.stop_price,
         session_id=order.session_id,
     )
-    # Claim this attempt: of two senders racing (a retry task and reconciliation's retry, or a
-    # queued order sent twice), only the one whose conditional update wins calls the broker.
-    claimed = Order.objects.filter(
-        pk=order.pk, status=OrderStatus.PENDING_SUBMIT, submit_attempts=order.submit_attempts
-    ).update(submit_attempts=F("submit_attempts") + 1)
+    # Claim the send with a lease: of several senders racing (retry tasks, reconciliation's
+    # retry, a queued order), only the one whose conditional update wins calls the broker, and
+    # nobody else may while its call is in flight. A crashed sender's lease runs out; the next
+    # sender looks the order up by client_order_id first (order_resubmit).
+    now = timezone.now()
+    claimed = (
+        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING_SUBMIT)
+        .filter(Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now))
+        .update(
+            submit_attempts=F("submit_attempts") + 1,
+            send_lease_until=now + timedelta(seconds=settings.ORDER_SEND_LEASE_SECONDS),
+        )
+    )
     if not claimed:
         order.refresh_from_db()
         return order
-    attempt = order.submit_attempts + 1
+    order.refresh_from_db(fields=["submit_attempts"])
+    attempt = order.submit_attempts
     broker = get_broker()
+    release = Order.objects.filter(pk=order.pk)
     try:
         answer = async_to_sync(broker.submit_order)(request)
     except BrokerError as exc:
+        release.update(send_lease_until=None)
         if exc.permanent and attempt > 1:
             # A retry refused (e.g. "client_order_id must be unique") may mean an earlier
             # attempt did arrive after all: the broker's record wins over our rejection.
@@ -484,7 +495,10 @@ def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
         _schedule_resubmit(order)
         order.refresh_from_db()
         return order
+    # The lease is released only once the answer is recorded: until then the order still
+    # looks pending_submit, and another sender must not take it.
     order = order_record_broker_state(order_id=order.pk, state=answer)
+    release.update(send_lease_until=None)
     if not bypass_halt and order.is_open and selectors.kill_switch_get().engaged:
         # The halt came while the broker call was in flight and could only cancel locally.
         order = _cancel_quietly(order, "kill switch engaged during submission")
@@ -898,6 +912,8 @@ def reconcile(*, by: str = "") -> ReconcileReport:
     for order in Order.objects.filter(status=OrderStatus.PENDING_SUBMIT).order_by("created_at"):
         if order.submit_after is not None and not order.submit_attempts:
             continue  # queued for the open; it has never been sent
+        if order.send_lease_until is not None and order.send_lease_until > timezone.now():
+            continue  # another process is sending it right now; its answer will be recorded
         try:
             known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
         except BrokerError as exc:
