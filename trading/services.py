@@ -418,15 +418,18 @@ def order_submit(
                 status=OrderStatus.PENDING_SUBMIT,
                 submit_after=submit_after,
             )
-            _publish_order(order)
     except IntegrityError:
         # A concurrent request with the same client_order_id won the insert.
         return SubmitResult(Order.objects.get(client_order_id=client_order_id), created=False)
 
     if submit_after is not None:
         logger.info("order %s queued until the open at %s", order.client_order_id, submit_after)
+        _publish_order(order)
         return SubmitResult(order, created=True)
     order = order_send(order=order, bypass_halt=bypass_halt)
+    if order.status == OrderStatus.PENDING_SUBMIT:
+        # Every other outcome published its own order_update with the final state.
+        _publish_order(order)
     return SubmitResult(order, created=True)
 
 
@@ -495,10 +498,9 @@ def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
         _schedule_resubmit(order)
         order.refresh_from_db()
         return order
-    # The lease is released only once the answer is recorded: until then the order still
-    # looks pending_submit, and another sender must not take it.
-    order = order_record_broker_state(order_id=order.pk, state=answer)
-    release.update(send_lease_until=None)
+    # The lease is released only once the answer is recorded (in the same transaction): until
+    # then the order still looks pending_submit, and another sender must not take it.
+    order = order_record_broker_state(order_id=order.pk, state=answer)  # releases the lease
     if not bypass_halt and order.is_open and selectors.kill_switch_get().engaged:
         # The halt came while the broker call was in flight and could only cancel locally.
         order = _cancel_quietly(order, "kill switch engaged during submission")
@@ -650,6 +652,8 @@ def order_record_broker_state(*, order_id, state: BrokerOrder, repair: str = "")
             logger.warning("order %s: %s", order.client_order_id, repair)
             order.status = OrderStatus.ACCEPTED
             order.canceled_at = None
+        # Recorded, so the send is over: release its lease in the same commit.
+        order.send_lease_until = None
         if state.broker_order_id and not order.broker_order_id:
             order.broker_order_id = state.broker_order_id
         if order.submitted_at is None:
@@ -756,7 +760,8 @@ def _fill_apply(*, order: Order, qty: Decimal, price: Decimal, fee: Decimal, exe
 
     publish(events.TRADE_UPDATE, selectors.trade_payload(trade))
     publish(events.POSITION_UPDATE, selectors.position_payload(position))
-    publish(events.PERFORMANCE_UPDATE, selectors.performance_get(session))
+    # No performance_update per fill: the stream's periodic snapshot and each collection's
+    # mark-to-market send it; computing it here would cost every order several queries.
     return trade
 
 

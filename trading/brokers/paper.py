@@ -66,6 +66,16 @@ def _market_open() -> bool:
     return market_clock()["market_open"]
 
 
+def _session_cash(session_id: int | None) -> Decimal:
+    from trading.models import TradingSession
+    from trading.selectors import session_current
+
+    if session_id:
+        return TradingSession.objects.values_list("cash", flat=True).get(pk=session_id)
+    session = session_current()
+    return session.cash if session else Decimal("0")
+
+
 class PaperBroker(BaseBroker):
     name = "paper"
 
@@ -104,20 +114,24 @@ class PaperBroker(BaseBroker):
         return await sync_to_async(broker_order_from_db)(client_order_id)
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        price = await sync_to_async(_last_price)(request.symbol)
+        # One hop to the database thread for the whole decision: each sync_to_async hop costs.
+        return await sync_to_async(self._submit)(request)
+
+    def _submit(self, request: OrderRequest) -> BrokerOrder:
+        price = _last_price(request.symbol)
         if price is None:
             raise BrokerError(
                 f"no price for {request.symbol}", permanent=True, code="unknown_symbol"
             )
         broker_order_id = f"paper-{uuid.uuid4()}"
         now = datetime.now(UTC)
-        if request.type == "market" and not await sync_to_async(_market_open)():
+        if request.type == "market" and not _market_open():
             # Like a real broker's regular-hours order: no fills outside the session.
             raise BrokerError(
                 "the market is closed (NYSE calendar)", permanent=True, code="market_closed"
             )
         if request.type != "market":
-            # Resting orders are accepted and filled by later bars (trading.services.orders_match).
+            # Resting orders are accepted and filled by later bars (services.orders_process_bars).
             return BrokerOrder(
                 client_order_id=request.client_order_id,
                 broker_order_id=broker_order_id,
@@ -134,7 +148,7 @@ class PaperBroker(BaseBroker):
         fill_price = self.fill_price(price, request.side)
         fee = self.fee_per_order
         if request.side == "buy":
-            cash, _positions = await sync_to_async(_session_state)(request.session_id)
+            cash = _session_cash(request.session_id)
             cost = fill_price * request.qty + fee
             if cost > cash:
                 raise BrokerError(
