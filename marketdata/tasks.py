@@ -11,6 +11,9 @@ def collect_bars() -> dict:
     from trading.services import session_mark_to_market
 
     result = bars_collect()
+    from trading.services import orders_process_bars
+
+    orders_process_bars()  # queued orders at the open, resting paper orders, day-order expiry
     session_mark_to_market()
     if result.new_bars:
         run_strategies.delay()

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from trading import services
+from trading.exceptions import DomainError
 from trading.models import (
     ApiKey,
     EquitySnapshot,
@@ -28,14 +29,46 @@ class TradingSessionAdmin(admin.ModelAdmin):
         "stopped_at",
     ]
     list_filter = ["status", "mode"]
-    readonly_fields = ["cash", "started_at", "stopped_at"]
-    actions = ["stop_sessions"]
+    readonly_fields = ["cash", "started_at", "stopped_at", "status", "stop_reason", "broker"]
+    fields = ["mode", "starting_cash", "risk_limits", *readonly_fields]
+    actions = ["stop_sessions", "reconcile"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A session's money and limits are fixed once it runs; the add form sets them.
+        if obj is not None:
+            return [*self.readonly_fields, "mode", "starting_cash", "risk_limits"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        # Starting goes through the service: one running session, validated risk limits, event.
+        try:
+            session = services.session_start(
+                mode=obj.mode, starting_cash=obj.starting_cash, risk_limits=obj.risk_limits
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            obj.pk = None
+            return
+        obj.pk = session.pk
+        obj.__dict__.update(session.__dict__)
 
     @admin.action(description="Stop the selected sessions (cancels their open orders)")
     def stop_sessions(self, request, queryset):
         for session in queryset:
             services.session_stop(session=session, reason=f"stopped in admin by {request.user}")
         self.message_user(request, f"Stopped {queryset.count()} session(s).", messages.SUCCESS)
+
+    @admin.action(description="Reconcile with the broker (never resends orders)")
+    def reconcile(self, request, queryset):
+        report = services.reconcile(by=str(request.user))
+        self.message_user(
+            request,
+            f"Reconciled: {len(report.repairs)} repair(s), {len(report.errors)} error(s). "
+            + "; ".join(report.repairs + report.errors)[:900],
+            messages.WARNING if report.errors else messages.SUCCESS,
+        )
 
 
 @admin.register(Order)
@@ -55,9 +88,23 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status", "source", "side", "type", "symbol"]
     search_fields = ["client_order_id", "broker_order_id", "symbol"]
     readonly_fields = [f.name for f in Order._meta.fields]
+    actions = ["cancel_orders"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Cancel the selected open orders")
+    def cancel_orders(self, request, queryset):
+        done, failed = 0, []
+        for order in queryset:
+            try:
+                services.order_cancel(order=order, reason=f"canceled in admin by {request.user}")
+                done += 1
+            except DomainError as exc:
+                failed.append(f"{order.client_order_id}: {exc.message}")
+        self.message_user(request, f"Canceled {done} order(s).", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "; ".join(failed)[:900], messages.ERROR)
 
 
 @admin.register(Trade)
@@ -87,12 +134,42 @@ class EquitySnapshotAdmin(admin.ModelAdmin):
 class KillSwitchAdmin(admin.ModelAdmin):
     list_display = ["__str__", "reason", "changed_at", "changed_by"]
     readonly_fields = ["engaged", "reason", "changed_at", "changed_by"]
-    actions = ["halt", "resume"]
+    actions = ["halt", "halt_and_flatten", "resume", "reconcile"]
+
+    def changelist_view(self, request, extra_context=None):
+        # The flag is one row: make sure it exists so the actions have something to select.
+        from trading.selectors import kill_switch_get
+
+        kill_switch_get()
+        return super().changelist_view(request, extra_context)
+
+    def _halt(self, request, flatten: bool) -> None:
+        result = services.trading_halt(
+            reason=f"halted in admin by {request.user}", by=str(request.user), flatten=flatten
+        )
+        text = f"Kill switch engaged; {len(result.canceled)} order(s) canceled"
+        if flatten:
+            text += f", {len(result.flatten_orders)} flatten order(s)"
+        self.message_user(request, text + ".", messages.WARNING)
+        for failure in result.cancel_failed + result.flatten_failed:
+            self.message_user(request, str(failure), messages.ERROR)
 
     @admin.action(description="Engage the kill switch (halt trading, cancel open orders)")
     def halt(self, request, queryset):
-        services.trading_halt(reason=f"halted in admin by {request.user}", by=str(request.user))
-        self.message_user(request, "Kill switch engaged.", messages.WARNING)
+        self._halt(request, flatten=False)
+
+    @admin.action(description="Engage the kill switch and flatten all positions")
+    def halt_and_flatten(self, request, queryset):
+        self._halt(request, flatten=True)
+
+    @admin.action(description="Reconcile with the broker (never resends orders)")
+    def reconcile(self, request, queryset):
+        report = services.reconcile(by=str(request.user))
+        self.message_user(
+            request,
+            f"Reconciled: {len(report.repairs)} repair(s), {len(report.errors)} error(s).",
+            messages.WARNING if report.errors else messages.SUCCESS,
+        )
 
     @admin.action(description="Release the kill switch (resume trading)")
     def resume(self, request, queryset):

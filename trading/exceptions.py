@@ -66,3 +66,13 @@ class IllegalTransition(DomainError):
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"
+
+
+class SessionRunning(DomainError):
+    status_code = 409
+    code = "session_running"
+
+
+class OrderNotCancelable(DomainError):
+    status_code = 409
+    code = "order_not_cancelable"

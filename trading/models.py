@@ -38,6 +38,8 @@ class TradingSession(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=255, blank=True)
+    # Per-session overrides of the RISK_* settings (keys: see trading.risk.LIMIT_KEYS).
+    risk_limits = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -59,6 +61,8 @@ class OrderSource(models.TextChoices):
     STRATEGY = "strategy"
     WORDPRESS = "wordpress"
     ADMIN = "admin"
+    # Found at the broker by reconciliation, not placed through this system.
+    RECONCILE = "reconcile"
 
 
 class OrderSide(models.TextChoices):
@@ -133,6 +137,17 @@ class Order(models.Model):
     filled_avg_price = models.DecimalField(**MONEY, null=True, blank=True)
     reject_reason = models.CharField(max_length=255, blank=True)
     submit_attempts = models.PositiveIntegerField(default=0)
+    # Queued while the market was closed: not sent before this market time (the next open).
+    submit_after = models.DateTimeField(null=True, blank=True)
+    # Market time the broker accepted the order: only bars starting at or after it can fill it.
+    market_time = models.DateTimeField(null=True, blank=True)
+    # Day orders expire at this market time (the session's close, early closes included).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Set while one process has the order in flight to the broker: no other sender may claim it
+    # until the answer is recorded or the lease runs out (a crashed sender).
+    send_lease_until = models.DateTimeField(null=True, blank=True)
+    # A stop-limit order whose stop was reached rests as a limit order.
+    stop_triggered = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

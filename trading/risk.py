@@ -1,13 +1,163 @@
-"""Pre-trade risk checks. Each failure raises RiskLimitExceeded with its own error code."""
+"""Pre-trade risk checks. Each failure raises RiskLimitExceeded (HTTP 422) with its own code.
+
+Limits come from the RISK_* settings, overridden per session by `TradingSession.risk_limits`
+(a JSON object with the keys of LIMIT_KEYS). An unset limit does not apply.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import F, Sum
 
-from trading.exceptions import RiskLimitExceeded
-from trading.models import TradingSession
+from trading.exceptions import InsufficientBuyingPower, InvalidOrder, RiskLimitExceeded
+from trading.models import (
+    OPEN_STATUSES,
+    EquitySnapshot,
+    Order,
+    OrderSide,
+    Position,
+    TradingSession,
+)
+
+ZERO = Decimal("0")
+NEW_YORK = ZoneInfo("America/New_York")
+
+# key -> (setting, kind)
+LIMIT_KEYS: dict[str, tuple[str, str]] = {
+    "symbol_allowlist": ("RISK_SYMBOL_ALLOWLIST", "symbols"),
+    "max_order_notional": ("RISK_MAX_ORDER_NOTIONAL", "decimal"),
+    "max_position_value": ("RISK_MAX_POSITION_VALUE", "decimal"),
+    "max_open_orders": ("RISK_MAX_OPEN_ORDERS", "int"),
+    "daily_loss_limit": ("RISK_DAILY_LOSS_LIMIT", "decimal"),
+    "allow_short": ("RISK_ALLOW_SHORT", "bool"),
+    "enforce_market_hours": ("RISK_ENFORCE_MARKET_HOURS", "bool"),
+    "queue_when_closed": ("RISK_QUEUE_WHEN_CLOSED", "bool"),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    symbol_allowlist: list[str]
+    max_order_notional: Decimal | None
+    max_position_value: Decimal | None
+    max_open_orders: int | None
+    daily_loss_limit: Decimal | None
+    allow_short: bool
+    enforce_market_hours: bool
+    queue_when_closed: bool
+
+
+def limits_validate(raw: Any) -> dict[str, Any]:
+    """Clean a per-session `risk_limits` object; raises InvalidOrder naming the bad key."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidOrder("risk_limits must be a JSON object", details={"field": "risk_limits"})
+    cleaned: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in LIMIT_KEYS:
+            raise InvalidOrder(
+                f"unknown risk limit {key!r}",
+                details={"field": f"risk_limits.{key}", "known": sorted(LIMIT_KEYS)},
+            )
+        kind = LIMIT_KEYS[key][1]
+        bad = InvalidOrder(f"risk_limits.{key} is not a valid {kind}", details={"field": key})
+        if value is None:
+            cleaned[key] = None
+        elif kind == "symbols":
+            if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+                raise bad
+            cleaned[key] = [s.upper().strip() for s in value]
+        elif kind == "decimal":
+            if isinstance(value, bool):
+                raise bad
+            try:
+                number = Decimal(str(value))
+            except (InvalidOperation, ValueError):
+                raise bad from None
+            if not number.is_finite() or number < 0:
+                raise bad
+            cleaned[key] = str(number)
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad
+            cleaned[key] = value
+        else:
+            if not isinstance(value, bool):
+                raise bad
+            cleaned[key] = value
+    return cleaned
+
+
+def limits_for(session: TradingSession) -> Limits:
+    values: dict[str, Any] = {}
+    overrides = session.risk_limits or {}
+    for key, (setting, kind) in LIMIT_KEYS.items():
+        value = overrides[key] if key in overrides else getattr(settings, setting, None)
+        if kind == "decimal" and value is not None:
+            value = Decimal(str(value))
+        if kind == "int" and not value:
+            value = None
+        if kind == "symbols":
+            value = [s.upper().strip() for s in value or []]
+        values[key] = value
+    return Limits(**values)
+
+
+def day_start(at: datetime) -> datetime:
+    """Midnight in New York of the market day containing `at` (the daily loss window)."""
+    local = at.astimezone(NEW_YORK)
+    return datetime.combine(local.date(), time(0), tzinfo=NEW_YORK)
+
+
+def daily_loss(*, session: TradingSession, at: datetime) -> Decimal:
+    """How much equity the session lost since the start of the market day (0 if it gained)."""
+    start = day_start(at)
+    before = (
+        EquitySnapshot.objects.filter(session=session, timestamp__lt=start)
+        .order_by("-timestamp")
+        .values_list("equity", flat=True)
+        .first()
+    )
+    opening = before if before is not None else session.starting_equity
+    value = Position.objects.filter(session=session).aggregate(
+        total=Sum(F("qty") * F("last_price"))
+    )["total"]
+    cash = TradingSession.objects.values_list("cash", flat=True).get(pk=session.pk)
+    equity = cash + (value or ZERO)
+    return max(opening - equity, ZERO)
+
+
+def daily_loss_breached(*, session: TradingSession, at: datetime) -> tuple[bool, Decimal]:
+    limit = limits_for(session).daily_loss_limit
+    if limit is None:
+        return False, ZERO
+    loss = daily_loss(session=session, at=at)
+    return loss >= limit, loss
+
+
+def _open_qty(session: TradingSession, symbol: str, side: str) -> Decimal:
+    rows = Order.objects.filter(
+        session=session, symbol=symbol, side=side, status__in=OPEN_STATUSES
+    ).values_list("qty", "filled_qty")
+    return sum((qty - filled for qty, filled in rows), ZERO)
+
+
+def _reserved_cash(session: TradingSession, price_of) -> Decimal:
+    """Cash that open buy orders may still spend (their unfilled part at their limit or price)."""
+    total = ZERO
+    rows = Order.objects.filter(
+        session=session, side=OrderSide.BUY, status__in=OPEN_STATUSES
+    ).values_list("symbol", "qty", "filled_qty", "limit_price")
+    for symbol, qty, filled, limit_price in rows:
+        total += (qty - filled) * (limit_price or price_of(symbol) or ZERO)
+    return total
 
 
 def check_order(
@@ -18,19 +168,72 @@ def check_order(
     qty: Decimal,
     price: Decimal,
     order_type: str,
+    limit_price: Decimal | None = None,
+    reduces_only: bool = False,
 ) -> None:
-    allowed = getattr(settings, "RISK_SYMBOL_ALLOWLIST", [])
-    if allowed and symbol not in allowed:
+    """Raise for the first limit the order would break. `price` is the latest market price.
+
+    `reduces_only` (the kill switch's flatten orders) skips the checks that would stop a trader
+    from getting out of a position.
+    """
+    from marketdata.selectors import last_price
+
+    limits = limits_for(session)
+    if reduces_only:
+        return
+    if limits.symbol_allowlist and symbol not in limits.symbol_allowlist:
         raise RiskLimitExceeded(
             f"{symbol} is not on the symbol allow-list",
             code="symbol_not_allowed",
-            details={"symbol": symbol, "allowed": allowed},
+            details={"symbol": symbol, "allowed": limits.symbol_allowlist},
         )
-    max_notional = getattr(settings, "RISK_MAX_ORDER_NOTIONAL", None)
-    notional = qty * price
-    if max_notional is not None and notional > max_notional:
+    # Price a limit buy at its limit when that is higher: it may fill there.
+    unit = max(price, limit_price) if limit_price and side == OrderSide.BUY else price
+    notional = qty * unit
+    if limits.max_order_notional is not None and notional > limits.max_order_notional:
         raise RiskLimitExceeded(
-            f"order notional {notional:.2f} exceeds the limit {max_notional}",
+            f"order notional {notional:.2f} exceeds the limit {limits.max_order_notional}",
             code="max_order_notional",
-            details={"notional": str(notional), "limit": str(max_notional)},
+            details={"notional": str(notional), "limit": str(limits.max_order_notional)},
         )
+    if limits.max_open_orders is not None:
+        open_orders = Order.objects.filter(session=session, status__in=OPEN_STATUSES).count()
+        if open_orders >= limits.max_open_orders:
+            raise RiskLimitExceeded(
+                f"{open_orders} orders are open; the limit is {limits.max_open_orders}",
+                code="max_open_orders",
+                details={"open_orders": open_orders, "limit": limits.max_open_orders},
+            )
+
+    held = (
+        Position.objects.filter(session=session, symbol=symbol)
+        .values_list("qty", flat=True)
+        .first()
+    ) or ZERO
+    # Open orders count as if filled: ten resting buys cannot each pass the limit alone.
+    pending = _open_qty(session, symbol, OrderSide.BUY) - _open_qty(session, symbol, OrderSide.SELL)
+    signed = qty if side == OrderSide.BUY else -qty
+    after = held + pending + signed
+    if side == OrderSide.SELL and after < 0 and not limits.allow_short:
+        raise RiskLimitExceeded(
+            f"selling {qty} {symbol} would open a short position; short selling is disabled",
+            code="short_selling_disabled",
+            details={"position": str(held), "open_orders_net": str(pending), "qty": str(qty)},
+        )
+    if limits.max_position_value is not None and abs(after) > abs(held + pending):
+        value = abs(after) * price
+        if value > limits.max_position_value:
+            raise RiskLimitExceeded(
+                f"the {symbol} position would be worth {value:.2f}; the limit is "
+                f"{limits.max_position_value}",
+                code="max_position_value",
+                details={"position_value": str(value), "limit": str(limits.max_position_value)},
+            )
+    if side == OrderSide.BUY:
+        available = session.cash - _reserved_cash(session, last_price)
+        cost = notional + settings.PAPER_FEE_PER_ORDER
+        if session.broker == "paper" and cost > available:
+            raise InsufficientBuyingPower(
+                f"insufficient buying power: order costs {cost:.2f}, {available:.2f} available",
+                details={"cost": str(cost), "available": str(available)},
+            )

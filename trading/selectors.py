@@ -257,3 +257,58 @@ def _as_broker_order(order: Order) -> BrokerOrder:
         reject_reason=order.reject_reason,
         submitted_at=order.submitted_at,
     )
+
+
+def orders_filtered(
+    *,
+    statuses: list[str] | None = None,
+    symbol: str | None = None,
+    start=None,
+    end=None,
+) -> QuerySet[Order]:
+    orders = Order.objects.all()
+    if statuses:
+        orders = orders.filter(status__in=statuses)
+    if symbol:
+        orders = orders.filter(symbol=symbol.upper())
+    if start:
+        orders = orders.filter(created_at__gte=start)
+    if end:
+        orders = orders.filter(created_at__lte=end)
+    return orders.order_by("-created_at", "-id")
+
+
+def order_get(order_id: str) -> Order | None:
+    """An order by its id (a UUID) or, failing that, by its client_order_id."""
+    import uuid
+
+    try:
+        order = Order.objects.filter(pk=uuid.UUID(order_id)).first()
+    except ValueError:
+        order = None
+    return order or Order.objects.filter(client_order_id=order_id).first()
+
+
+def sessions_list() -> QuerySet[TradingSession]:
+    return TradingSession.objects.order_by("-started_at", "-id")
+
+
+def account_get() -> dict:
+    """The broker's account for the current session (raises BrokerError when unreachable)."""
+    from asgiref.sync import async_to_sync
+
+    from trading.brokers import get_broker
+
+    session = session_current() or session_latest()
+    broker = get_broker()
+    account = async_to_sync(broker.get_account)(session_id=session.pk if session else None)
+    return {
+        "broker": broker.name,
+        "session_id": session.pk if session else None,
+        "cash": account.cash,
+        "equity": account.equity,
+        "buying_power": account.buying_power,
+        "currency": account.currency,
+        "status": account.status,
+        "halted": kill_switch_get().engaged,
+    }

@@ -8,3 +8,10 @@ def order_resubmit(order_id: str) -> str:
     from trading.services import order_resubmit as resubmit
 
     return resubmit(order_id=order_id).status
+
+
+@shared_task(name="trading.reconcile")
+def reconcile() -> dict:
+    from trading.services import reconcile as run
+
+    return run(by="celery").as_dict()

@@ -255,6 +255,37 @@ RISK_MAX_ORDER_NOTIONAL = (
     else None
 )
 
+
+def _optional_decimal(name: str) -> Decimal | None:
+    raw = env.str(name, default="")
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except ArithmeticError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from exc
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a non-negative number.")
+    return value
+
+
+# Unset limits do not apply. Each can be overridden per session (TradingSession.risk_limits).
+RISK_MAX_POSITION_VALUE = _optional_decimal("RISK_MAX_POSITION_VALUE")
+RISK_MAX_OPEN_ORDERS = env.int("RISK_MAX_OPEN_ORDERS", default=0) or None
+RISK_DAILY_LOSS_LIMIT = _optional_decimal("RISK_DAILY_LOSS_LIMIT")
+RISK_ALLOW_SHORT = env.bool("RISK_ALLOW_SHORT", default=False)
+RISK_ENFORCE_MARKET_HOURS = env.bool("RISK_ENFORCE_MARKET_HOURS", default=True)
+# Instead of rejecting an order while the market is closed, keep it until the next open.
+RISK_QUEUE_WHEN_CLOSED = env.bool("RISK_QUEUE_WHEN_CLOSED", default=False)
+# A pending_submit order the broker never received is not sent after this many seconds
+# (reconciliation rejects it instead: a stale market order must not fill hours later).
+ORDER_SUBMIT_MAX_AGE_SECONDS = env.int("ORDER_SUBMIT_MAX_AGE_SECONDS", default=300)
+# Reconcile with the broker when a Celery worker starts.
+RECONCILE_ON_WORKER_START = env.bool("RECONCILE_ON_WORKER_START", default=True)
+# How long one sender holds an order it is submitting before another may try (longer than the
+# broker's timeout plus its rate-limit retries).
+ORDER_SEND_LEASE_SECONDS = env.int("ORDER_SEND_LEASE_SECONDS", default=60)
+
 # --- Market data: faults, collection hours, WordPress provider (issue 4) ----------------------
 # Retries inside one collection (full-jitter exponential backoff), then a per-provider breaker.
 MARKETDATA_RETRY_ATTEMPTS = env.int("MARKETDATA_RETRY_ATTEMPTS", default=3)

@@ -78,12 +78,10 @@ def test_kill_switch_refuses_new_orders_until_resumed(ready):
     )
 
 
-def test_unaffordable_order_is_rejected_and_recorded(ready):
+def test_unaffordable_order_is_refused_before_anything_is_committed(ready):
     with pytest.raises(InsufficientBuyingPower):
         services.order_submit(symbol="SPY", side="buy", qty=Decimal("100000"))
-    order = Order.objects.get()
-    assert order.status == OrderStatus.REJECTED
-    assert "insufficient_buying_power" in order.reject_reason
+    assert Order.objects.count() == 0
     assert Trade.objects.count() == 0
 
 

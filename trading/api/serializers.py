@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
-from trading.models import Order, Position, Trade
+from trading.models import (
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    SessionMode,
+    TimeInForce,
+    Trade,
+    TradingSession,
+)
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -80,3 +92,129 @@ class OrderSerializer(serializers.ModelSerializer):
             "filled_at",
             "canceled_at",
         ]
+
+
+class OrderSubmitSerializer(serializers.Serializer):
+    """The body of POST orders/submit."""
+
+    symbol = serializers.RegexField(r"^[A-Za-z][A-Za-z0-9.]{0,15}$", max_length=16)
+    side = serializers.ChoiceField(choices=OrderSide.choices)
+    qty = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
+    type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.MARKET)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
+    limit_price = serializers.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        required=False,
+        allow_null=True,
+    )
+    stop_price = serializers.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        required=False,
+        allow_null=True,
+    )
+    client_order_id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:-]+$", max_length=128, required=False, allow_null=True
+    )
+
+    def validate(self, attrs):
+        kind = attrs.get("type", OrderType.MARKET)
+        errors = {}
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and attrs.get("limit_price") is None:
+            errors["limit_price"] = [f"required for {kind} orders"]
+        if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and attrs.get("stop_price") is None:
+            errors["stop_price"] = [f"required for {kind} orders"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class OrderFilterSerializer(serializers.Serializer):
+    """Query parameters of GET orders: ?status=&symbol=&start=&end= (ISO-8601 date or time)."""
+
+    status = serializers.MultipleChoiceField(choices=OrderStatus.choices, required=False)
+    symbol = serializers.RegexField(r"^[A-Za-z][A-Za-z0-9.]{0,15}$", required=False)
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
+            raise serializers.ValidationError({"end": ["must not be before start"]})
+        return attrs
+
+
+class StopTradingSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    flatten = serializers.BooleanField(required=False, default=False)
+
+
+class HaltResultSerializer(serializers.Serializer):
+    halted = serializers.BooleanField()
+    reason = serializers.CharField()
+    changed_at = serializers.DateTimeField(allow_null=True)
+    canceled_orders = serializers.ListField(child=serializers.CharField())
+    cancel_failed = serializers.ListField(child=serializers.DictField())
+    flatten_orders = OrderSerializer(many=True)
+    flatten_failed = serializers.ListField(child=serializers.DictField())
+
+
+class KillSwitchSerializer(serializers.Serializer):
+    halted = serializers.BooleanField(source="engaged")
+    reason = serializers.CharField()
+    changed_at = serializers.DateTimeField(allow_null=True)
+    changed_by = serializers.CharField()
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TradingSession
+        fields = [
+            "id",
+            "mode",
+            "broker",
+            "status",
+            "starting_cash",
+            "starting_equity",
+            "cash",
+            "risk_limits",
+            "started_at",
+            "stopped_at",
+            "stop_reason",
+        ]
+
+
+class SessionStartSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=SessionMode.choices, default=SessionMode.PAPER)
+    starting_cash = serializers.DecimalField(
+        max_digits=19, decimal_places=6, min_value=Decimal("0"), required=False
+    )
+    risk_limits = serializers.JSONField(required=False, default=dict)
+
+
+class SessionStopSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class AccountSerializer(serializers.Serializer):
+    broker = serializers.CharField()
+    session_id = serializers.IntegerField(allow_null=True)
+    cash = serializers.DecimalField(max_digits=30, decimal_places=6)
+    equity = serializers.DecimalField(max_digits=30, decimal_places=6)
+    buying_power = serializers.DecimalField(max_digits=30, decimal_places=6)
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    halted = serializers.BooleanField()
+
+
+class PortfolioSerializer(serializers.Serializer):
+    session_id = serializers.IntegerField(allow_null=True)
+    cash = serializers.DecimalField(max_digits=30, decimal_places=6)
+    equity = serializers.DecimalField(max_digits=30, decimal_places=6)
+    positions_value = serializers.DecimalField(max_digits=30, decimal_places=6)
+    unrealized_pnl = serializers.DecimalField(max_digits=30, decimal_places=6)
+    realized_pnl = serializers.DecimalField(max_digits=30, decimal_places=6)
+    starting_equity = serializers.DecimalField(max_digits=30, decimal_places=6, required=False)
+    positions = serializers.ListField(child=serializers.DictField())

@@ -8,6 +8,7 @@ it cannot afford is rejected, as a real broker would.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -53,6 +54,28 @@ def _session_state(
     return session.cash, positions
 
 
+@dataclass(frozen=True)
+class BarMatch:
+    price: Decimal | None  # the fill price, or None when the bar does not fill the order
+    triggered: bool  # a stop (or stop-limit's stop) has been reached
+
+
+def _market_open() -> bool:
+    from marketdata.selectors import market_clock
+
+    return market_clock()["market_open"]
+
+
+def _session_cash(session_id: int | None) -> Decimal:
+    from trading.models import TradingSession
+    from trading.selectors import session_current
+
+    if session_id:
+        return TradingSession.objects.values_list("cash", flat=True).get(pk=session_id)
+    session = session_current()
+    return session.cash if session else Decimal("0")
+
+
 class PaperBroker(BaseBroker):
     name = "paper"
 
@@ -91,15 +114,24 @@ class PaperBroker(BaseBroker):
         return await sync_to_async(broker_order_from_db)(client_order_id)
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        price = await sync_to_async(_last_price)(request.symbol)
+        # One hop to the database thread for the whole decision: each sync_to_async hop costs.
+        return await sync_to_async(self._submit)(request)
+
+    def _submit(self, request: OrderRequest) -> BrokerOrder:
+        price = _last_price(request.symbol)
         if price is None:
             raise BrokerError(
                 f"no price for {request.symbol}", permanent=True, code="unknown_symbol"
             )
         broker_order_id = f"paper-{uuid.uuid4()}"
         now = datetime.now(UTC)
+        if request.type == "market" and not _market_open():
+            # Like a real broker's regular-hours order: no fills outside the session.
+            raise BrokerError(
+                "the market is closed (NYSE calendar)", permanent=True, code="market_closed"
+            )
         if request.type != "market":
-            # Resting orders are accepted and filled by later bars (trading.services.orders_match).
+            # Resting orders are accepted and filled by later bars (services.orders_process_bars).
             return BrokerOrder(
                 client_order_id=request.client_order_id,
                 broker_order_id=broker_order_id,
@@ -116,7 +148,7 @@ class PaperBroker(BaseBroker):
         fill_price = self.fill_price(price, request.side)
         fee = self.fee_per_order
         if request.side == "buy":
-            cash, _positions = await sync_to_async(_session_state)(request.session_id)
+            cash = _session_cash(request.session_id)
             cost = fill_price * request.qty + fee
             if cost > cash:
                 raise BrokerError(
@@ -143,6 +175,47 @@ class PaperBroker(BaseBroker):
         slip = price * self.slippage_bps / BPS
         filled = price + slip if side == "buy" else price - slip
         return filled.quantize(CENT, rounding=ROUND_HALF_UP)
+
+    def match_bar(
+        self,
+        *,
+        side: str,
+        type: str,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        stop_triggered: bool,
+        bar,
+    ) -> BarMatch:
+        """Does this bar fill a resting order, and at what price?
+
+        Limit orders fill at their limit, or at the open when the bar opens through it (a price
+        improvement a real book gives too). Stop orders become market orders when the bar reaches
+        the stop and fill at the stop, or the open if it gapped past it, plus slippage. A
+        stop-limit's stop triggers first; it then fills like a limit order in the same bar when
+        the limit is still reachable, else it rests as a limit order.
+        """
+        buy = side == "buy"
+        open_, high, low = Decimal(bar.open), Decimal(bar.high), Decimal(bar.low)
+        triggered = stop_triggered
+        if type in ("stop", "stop_limit") and not triggered:
+            triggered = high >= stop_price if buy else low <= stop_price
+            if not triggered:
+                return BarMatch(None, False)
+            if type == "stop":
+                base = max(stop_price, open_) if buy else min(stop_price, open_)
+                return BarMatch(self.fill_price(base, side), True)
+            start = max(stop_price, open_) if buy else min(stop_price, open_)
+            if (buy and start <= limit_price) or (not buy and start >= limit_price):
+                return BarMatch(start.quantize(CENT, rounding=ROUND_HALF_UP), True)
+            # After the trigger the price may still come back to the limit within the bar.
+            reached = low <= limit_price if buy else high >= limit_price
+            return BarMatch(limit_price if reached else None, True)
+        if type in ("limit", "stop_limit"):
+            if buy and low <= limit_price:
+                return BarMatch(min(limit_price, open_), triggered)
+            if not buy and high >= limit_price:
+                return BarMatch(max(limit_price, open_), triggered)
+        return BarMatch(None, triggered)
 
     async def cancel_order(self, broker_order_id: str) -> None:
         # Resting paper orders live only in our database; the service marks them canceled.

@@ -1,0 +1,197 @@
+"""Order submission benchmark: API call to committed paper fill, against a bare DB round trip.
+
+Run from the repository root:  python bench/orders.py [--orders 1000]
+
+It builds its own throwaway database (a fresh PostgreSQL database next to DATABASE_URL's when
+that is set, else a temporary SQLite file), starts an embedded Redis when REDIS_URL is unset,
+submits market orders through POST /api/v1/orders/submit in-process (DRF test client: the full
+view, auth, serializer, service, paper broker, fill bookkeeping and on-commit events, without a
+socket), and measures, on the same database in the same run, a bare INSERT + SELECT round trip.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def make_postgres_db(url: str) -> tuple[str, str]:
+    """Create a throwaway database on the server of `url`; returns (its url, its name)."""
+    import psycopg
+
+    name = f"trp_bench_{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}")), admin
+
+
+def drop_postgres_db(admin: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1000)
+    args = parser.parse_args()
+
+    tmp = tempfile.TemporaryDirectory(prefix="trp-bench-")
+    os.environ["VAR_DIR"] = tmp.name
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("CHANNELS_PREFIX", f"bench{os.getpid()}")
+    os.environ.setdefault("CACHE_PREFIX", f"bench{os.getpid()}")
+    pg_admin = pg_name = None
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        url, pg_admin = make_postgres_db(os.environ["DATABASE_URL"])
+        pg_name = urlsplit(url).path.lstrip("/")
+        os.environ["DATABASE_URL"] = url
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        from tradingrobot.embedded_redis import EmbeddedRedis
+
+        redis = EmbeddedRedis(Path(tmp.name))
+        os.environ["REDIS_URL"] = redis.start()
+
+    try:
+        return run(args.orders)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if redis is not None:
+            redis.stop()
+        if pg_name:
+            drop_postgres_db(pg_admin, pg_name)
+        tmp.cleanup()
+
+
+def run(count: int) -> int:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    call_command("migrate", verbosity=0)
+    from marketdata.services import bars_collect
+    from trading.models import ApiKey, ApiScope, Order, OrderStatus, Trade
+    from trading.services import session_ensure_running
+
+    session_ensure_running()
+    bars_collect()
+    _, raw_key = ApiKey.objects.create_key(name="bench", scope=ApiScope.TRADE)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+    # Baseline: the cheapest committed write + read the same database can do.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY, v INTEGER)")
+    baseline = []
+    for i in range(count):
+        start = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO bench_baseline (id, v) VALUES (%s, %s)", [i, i])
+            cursor.execute("SELECT v FROM bench_baseline WHERE id = %s", [i])
+            cursor.fetchone()
+        baseline.append((time.perf_counter() - start) * 1000)
+
+    symbols = ["SPY", "QQQ", "TSLA", "NVDA"]
+    for warm in range(10):  # imports, first queries, connection to Redis
+        side = "buy" if warm % 2 == 0 else "sell"
+        client.post(
+            "/api/v1/orders/submit",
+            {"symbol": "SPY", "side": side, "qty": "1", "client_order_id": f"warm-{warm}"},
+            format="json",
+        )
+
+    latencies, elapsed, statuses = submit_many(client, symbols, count, "bench")
+    # The same again with WebSocket events switched off, to show what publishing costs.
+    import streaming.publish
+
+    publish, streaming.publish.publish = streaming.publish.publish, lambda *a, **k: None
+    import trading.services
+
+    trading.services.publish = streaming.publish.publish
+    quiet, _elapsed, _statuses = submit_many(client, symbols, min(count, 300), "quiet")
+    trading.services.publish = streaming.publish.publish = publish
+
+    filled = Order.objects.filter(
+        client_order_id__startswith="bench-", status=OrderStatus.FILLED
+    ).count()
+    trades = Trade.objects.filter(order__client_order_id__startswith="bench-").count()
+    result = {
+        "orders": count,
+        "filled": filled,
+        "trades": trades,
+        "http_statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "database": connection.vendor,
+        "throughput_per_s": round(count / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 3),
+        "p99_ms": round(percentile(latencies, 99), 3),
+        "max_ms": round(max(latencies), 3),
+        "baseline_p50_ms": round(statistics.median(baseline), 3),
+        "baseline_p99_ms": round(percentile(baseline, 99), 3),
+        "without_events_p50_ms": round(statistics.median(quiet), 3),
+        "without_events_p99_ms": round(percentile(quiet, 99), 3),
+        "target_p99_ms": 20,
+    }
+    result["p99_within_target"] = result["p99_ms"] <= 20
+    print(
+        f"{count} paper orders via POST /api/v1/orders/submit on {connection.vendor}: "
+        f"{result['throughput_per_s']}/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+        f"(without WebSocket events p99 {result['without_events_p99_ms']} ms; "
+        f"bare INSERT+SELECT p50 {result['baseline_p50_ms']} ms, "
+        f"p99 {result['baseline_p99_ms']} ms)"
+    )
+    print(json.dumps(result))
+    return 0 if filled == count else 1
+
+
+def submit_many(client, symbols, count, prefix):
+    latencies = []
+    statuses: dict[int, int] = {}
+    wall = time.perf_counter()
+    for i in range(count):
+        # Alternate buys and sells so cash and positions stay inside the risk limits.
+        body = {
+            "symbol": symbols[(i // 2) % len(symbols)],
+            "side": "buy" if i % 2 == 0 else "sell",
+            "qty": "1",
+            "client_order_id": f"{prefix}-{i}",
+        }
+        start = time.perf_counter()
+        response = client.post("/api/v1/orders/submit", body, format="json")
+        latencies.append((time.perf_counter() - start) * 1000)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    elapsed = time.perf_counter() - wall
+    return latencies, elapsed, statuses
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
