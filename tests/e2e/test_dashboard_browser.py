@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.urls import Resolver404, resolve
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -28,30 +27,25 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _submit_order(base: str, trade_key: str, symbol: str) -> str:
-    """Over the API when the orders route exists (trading, issue 3), else the same service.
-
-    NOTE: until POST /api/v1/orders/submit is merged, this calls trading.services.order_submit
-    in the test process, which is what that view will call.
-    """
-    path = "/api/v1/orders/submit"
-    try:
-        resolve(path)
-    except Resolver404:
-        from trading.services import order_submit
-
-        return str(order_submit(symbol=symbol, side="buy", qty=Decimal("3")).order.pk)
+def _submit_order_over_api(base: str, trade_key: str, symbol: str) -> str:
     import json
     import urllib.request
 
     request = urllib.request.Request(
-        base + path,
+        base + "/api/v1/orders/submit",
         data=json.dumps({"symbol": symbol, "side": "buy", "qty": "3", "type": "market"}).encode(),
         headers={"Authorization": f"Bearer {trade_key}", "Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())["id"]
+
+
+def _submit_order_in_worker(symbol: str) -> str:
+    """What a strategy run in the Celery worker does: the same order service, no web process."""
+    from trading.services import order_submit
+
+    return str(order_submit(symbol=symbol, side="buy", qty=Decimal("3")).order.pk)
 
 
 def _off_loop(fn, *args, **kwargs):
@@ -110,7 +104,7 @@ def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_f
 
             # An order: its trade row appears within 2 seconds, through the stream.
             assert page.locator("#trades tr.trade-row").count() == 0
-            _off_loop(_submit_order, web.base, trade_key, "SPY")
+            _off_loop(_submit_order_over_api, web.base, trade_key, "SPY")
             page.wait_for_selector("#trades tr.trade-row", timeout=2_000)
             assert "SPY" in page.locator("#trades tr.trade-row").first.inner_text()
             page.wait_for_selector("#positions tr[data-key=SPY]", timeout=2_000)
@@ -132,7 +126,7 @@ def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_f
             web.stop()
             page.wait_for_selector("#connection[data-state=reconnecting]", timeout=5_000)
             assert page.locator("#stream-banner").is_visible()
-            _off_loop(_submit_order, web.base, trade_key, "QQQ")
+            _off_loop(_submit_order_in_worker, "QQQ")
             daphne_factory(port=port)
             page.wait_for_selector("#connection[data-state=live]", timeout=15_000)
             page.wait_for_function(
@@ -144,7 +138,7 @@ def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_f
             assert page.locator("#stream-banner").is_hidden()
 
             # Still live after the restart: a new event arrives through the new process.
-            _off_loop(_submit_order, web.base, trade_key, "NVDA")
+            _off_loop(_submit_order_over_api, web.base, trade_key, "NVDA")
             page.wait_for_function(
                 "() => document.querySelectorAll('#trades tr.trade-row').length === 3",
                 timeout=2_000,
