@@ -1,4 +1,4 @@
-"""`Authorization: Bearer <api key>` authentication over djangorestframework-api-key's hashed keys."""
+"""`Authorization: Bearer <api key>` over djangorestframework-api-key's hashed keys."""
 
 from __future__ import annotations
 

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    name = "tradingrobot.api"
+    label = "tradingrobot_api"
+    verbose_name = "HTTP API"
+
+    def ready(self) -> None:
+        from django.db import transaction
+        from django.db.models.signals import post_delete, post_save
+
+        from trading.models import KillSwitch, Order, TradingSession
+        from tradingrobot.api.views import status_cache_clear
+
+        # The cached GET /status must not outlive a halt, a session change or a new order, in
+        # whichever process (web, worker, admin) it happens; the TTL bounds everything else.
+        # After commit: cleared earlier, a concurrent request could re-cache the old state.
+        def clear(sender, **kwargs) -> None:
+            transaction.on_commit(status_cache_clear)
+
+        for model in (KillSwitch, TradingSession, Order):
+            post_save.connect(clear, sender=model, dispatch_uid=f"status-cache-{model.__name__}")
+            post_delete.connect(
+                clear, sender=model, dispatch_uid=f"status-cache-d-{model.__name__}"
+            )
