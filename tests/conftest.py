@@ -61,3 +61,11 @@ def market(db):
     from marketdata.services import bars_collect
 
     return bars_collect()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_status_cache():
+    """GET /status is cached ~1 s in Redis (tradingrobot.api): no test sees another's status."""
+    from tradingrobot.api.views import status_cache_clear
+
+    status_cache_clear()

@@ -17,8 +17,10 @@ class ApiConfig(AppConfig):
 
         # The cached GET /status must not outlive a halt, a session change or a new order, in
         # whichever process (web, worker, admin) it happens; the TTL bounds everything else.
-        # After commit: cleared earlier, a concurrent request could re-cache the old state.
+        # Now (the same transaction reads its own writes) and again after commit (a concurrent
+        # request may have re-cached the old state in between).
         def clear(sender, **kwargs) -> None:
+            status_cache_clear()
             transaction.on_commit(status_cache_clear)
 
         for model in (KillSwitch, TradingSession, Order):
