@@ -186,6 +186,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "tradingrobot.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON, and the form encoding WordPress's wp_remote_post() sends for an array body.
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "tradingrobot.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -7,7 +7,7 @@ the list's model has the field, and a bad value is a 400, never silently ignored
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
@@ -48,18 +48,21 @@ def _time_field(model) -> str | None:
 
 
 def parse_moment(name: str, value: str, *, end: bool = False) -> datetime:
-    moment = parse_datetime(value) if "T" in value or " " in value else None
-    if moment is None:
-        try:
+    """An ISO-8601 date or date-time as an aware UTC datetime; anything else is a 400."""
+    invalid = ValidationError({name: ["Expected an ISO-8601 date or date-time."]})
+    try:
+        moment = parse_datetime(value) if "T" in value or " " in value else None
+        if moment is None:
             day = parse_date(value)
-        except ValueError:
-            day = None
-        if day is None:
-            raise ValidationError({name: ["Expected an ISO-8601 date or date-time."]})
-        moment = datetime.combine(day, time.max if end else time.min)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.UTC)
-    return moment
+            if day is None:
+                raise invalid
+            moment = datetime.combine(day, time.max if end else time.min)
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, UTC)
+        # In UTC: databases refuse odd offsets (PostgreSQL: beyond +-15:59).
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid from None
 
 
 class CommonFilterBackend(BaseFilterBackend):

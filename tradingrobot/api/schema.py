@@ -3,7 +3,7 @@
 Every operation of the schema, whoever wrote its view, gets from `AutoSchema` (the project's
 DEFAULT_SCHEMA_CLASS) the error responses it can answer, all in the one error shape: 400 and 404
 always, 401 and 403 unless the view is public, 429 (with Retry-After) when it is throttled, and
-409/422/503 for writes; and from `ApiKeyScheme` the Bearer security scheme. Views without
+409/415/422/503 for writes; and from `ApiKeyScheme` the Bearer security scheme. Views without
 serializers (APIViews returning dicts) get their response shapes from `document_views()`, called
 once by tradingrobot.urls, so apps need no schema code of their own.
 """
@@ -30,6 +30,7 @@ ERROR_DESCRIPTIONS = {
     "409": "Conflict: trading is halted (code trading_halted), no running session, or the "
     "resource's state does not allow it.",
     "422": "Refused by a risk check or the broker.",
+    "415": "The body's Content-Type is not application/json or form-encoded.",
     "429": "Rate limit of the API key exceeded; retry after Retry-After seconds.",
     "503": "The broker (or a dependency) is unavailable; retry later.",
 }
@@ -55,8 +56,9 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class AliasErrorSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["error"])
-    message = serializers.CharField()
+    # Absent only when the request never reached an alias view (e.g. a path that matches none).
+    status = serializers.ChoiceField(choices=["error"], required=False)
+    message = serializers.CharField(required=False)
     error = ErrorBodySerializer()
 
 
@@ -78,7 +80,7 @@ class AutoSchema(SpectacularAutoSchema):
         if self.view.get_throttles():
             codes.append("429")
         if self.method in WRITE_METHODS:
-            codes += ["409", "422", "503"]
+            codes += ["409", "415", "422", "503"]
         return sorted(codes)
 
     def _get_response_bodies(self, direction="response"):
