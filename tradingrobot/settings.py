@@ -196,6 +196,9 @@ REST_FRAMEWORK = {
 }
 # Requests per API key (or logged-in user, or client IP when anonymous). "N/second|minute|hour|day".
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
+# A verified API key is remembered per process this long (a revocation elsewhere takes effect
+# within it; in the process that saves the key, at once). 0: verify on every request.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 # GET /status is computed at most once per this many seconds per process group (0: never cached).
 API_STATUS_CACHE_SECONDS = env.int("API_STATUS_CACHE_SECONDS", default=1)
 

@@ -87,6 +87,16 @@ def test_a_revoked_key_is_refused(read_key, anonymous):
     assert _error(response)["code"] == "authentication_failed"
 
 
+def test_revoking_a_key_in_admin_takes_effect_at_once(reader):
+    from trading.models import ApiKey
+
+    assert reader.get("/api/v1/positions").status_code == 200  # now remembered as verified
+    key = ApiKey.objects.get(name="reader")
+    key.revoked = True
+    key.save()
+    assert reader.get("/api/v1/positions").status_code == 401
+
+
 def test_dashboard_session_reads_but_a_post_without_csrf_is_refused(
     django_user_model, session, market
 ):

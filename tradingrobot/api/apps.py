@@ -23,6 +23,15 @@ class ApiConfig(AppConfig):
             status_cache_clear()
             transaction.on_commit(status_cache_clear)
 
+        from trading.models import ApiKey
+        from tradingrobot.api.authentication import verified_keys_clear
+
+        def forget_keys(sender, **kwargs) -> None:
+            verified_keys_clear()
+
+        post_save.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache")
+        post_delete.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache-d")
+
         for model in (KillSwitch, TradingSession, Order):
             post_save.connect(clear, sender=model, dispatch_uid=f"status-cache-{model.__name__}")
             post_delete.connect(

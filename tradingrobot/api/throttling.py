@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCacheClient
 from rest_framework.throttling import BaseThrottle
 
 from trading.models import ApiKey
@@ -30,7 +31,7 @@ class KeyRateThrottle(BaseThrottle):
     """`API_THROTTLE_RATE` requests per API key, per session user, or per client IP.
 
     A fixed-window counter in the cache (Redis): one counter per identity and window, so a
-    request costs an increment, not a read-modify-write of a timestamp list as DRF's
+    request costs one round trip, not a read-modify-write of a timestamp list as DRF's
     SimpleRateThrottle does. If the cache fails, the request is let through and the failure
     logged (at most every 10 s): a rate limit is not worth an outage.
     """
@@ -69,12 +70,22 @@ class KeyRateThrottle(BaseThrottle):
 
 
 def _increment(key: str, *, timeout: int) -> int:
+    """Count one request in the window's counter: one Redis round trip (SET NX + INCR in a
+    pipeline) on the Redis cache, the portable add/incr pair on any other backend."""
+    redis_cache = getattr(cache, "_cache", None)
+    if isinstance(redis_cache, RedisCacheClient):
+        full_key = cache.make_and_validate_key(key)
+        pipe = redis_cache.get_client(full_key, write=True).pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=timeout, nx=True)
+        pipe.incr(full_key)
+        return int(pipe.execute()[1])
+    if cache.add(key, 0, timeout=timeout):
+        return cache.incr(key)
     try:
         return cache.incr(key)
-    except ValueError:  # first request of this window
-        if cache.add(key, 1, timeout=timeout):
-            return 1
-        return cache.incr(key)  # another process created it meanwhile
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
 
 
 def _warn_cache_down() -> None:
