@@ -38,7 +38,7 @@ ROUTES = {
 }
 
 
-# --- load generator (runs in its own process) ------------------------------------------------------
+# --- load generator (runs in its own process) ----------------------------------------------------
 
 
 async def _load(url: str, seconds: float, headers: dict) -> dict:
@@ -94,7 +94,7 @@ def load(url: str, seconds: float, key: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# --- setup -------------------------------------------------------------------------------------------
+# --- setup ---------------------------------------------------------------------------------------
 
 
 def _free_port() -> int:

@@ -21,6 +21,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 ZERO = Decimal("0")
 
 
+def money(value: Decimal) -> str:
+    """A decimal amount as a plain string with 6 places ("0.000000", never "0E-12")."""
+    return format(Decimal(value).quantize(Decimal("0.000001")), "f")
+
+
 def market_day_start(moment: datetime) -> datetime:
     """Midnight, New York time, of the market day `moment` falls in."""
     local = moment.astimezone(NEW_YORK)
@@ -70,15 +75,15 @@ def overview_get() -> dict:
     ]
     return {
         "session": trading.session_payload(session) if session else None,
-        "equity": str(equity),
-        "cash": str(portfolio["cash"]),
-        "day_pnl": str(day_pnl),
+        "equity": money(equity),
+        "cash": money(portfolio["cash"]),
+        "day_pnl": money(day_pnl),
         "day_pnl_pct": round(day_pnl_pct, 4),
-        "unrealized_pnl": str(portfolio["unrealized_pnl"]),
+        "unrealized_pnl": money(portfolio["unrealized_pnl"]),
         "open_positions": portfolio["positions"],
         "trades_today": {
             "count": trades_today["count"],
-            "realized_pnl": str(trades_today["realized_pnl"]),
+            "realized_pnl": money(trades_today["realized_pnl"]),
         },
         "active_strategies": strategies,
         "market": {
@@ -100,7 +105,7 @@ def portfolio_payload() -> dict:
     """trading.selectors.portfolio_get as JSON (money as strings)."""
     portfolio = trading.portfolio_get()
     return {
-        key: (str(value) if isinstance(value, Decimal) else value)
+        key: (money(value) if isinstance(value, Decimal) else value)
         for key, value in portfolio.items()
     }
 
