@@ -193,3 +193,10 @@ def daphne_factory(private_redis, tmp_path):
     yield start
     for server in started:
         server.stop()
+
+@pytest.fixture(autouse=True)
+def _fresh_status_cache():
+    """GET /status is cached ~1 s in Redis (tradingrobot.api): no test sees another's status."""
+    from tradingrobot.api.views import status_cache_clear
+
+    status_cache_clear()

@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_api_key",
+    "corsheaders",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tradingrobot.api",
     "django_celery_beat",
     "channels",
     "trading",
@@ -58,6 +62,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before CommonMiddleware, so preflights and error responses carry the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -68,7 +74,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "tradingrobot.urls"
 ASGI_APPLICATION = "tradingrobot.asgi.application"
-WSGI_APPLICATION = None
+WSGI_APPLICATION = "tradingrobot.wsgi.application"
 
 TEMPLATES = [
     {
@@ -85,7 +91,7 @@ TEMPLATES = [
     },
 ]
 
-# --- Database -----------------------------------------------------------------------------------
+# --- Database ------------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web, worker and beat write to one SQLite file: WAL lets readers run beside the writer and
@@ -100,7 +106,7 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: channel layer, Celery broker, cache ---------------------------------------------------
+# --- Redis: channel layer, Celery broker, cache --------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if not REDIS_URL:
     # Outside `make run`/`make test` (which start the embedded server and export REDIS_URL), a
@@ -140,7 +146,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
-# --- Auth, sessions ---------------------------------------------------------------------------------
+# --- Auth, sessions ------------------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -166,23 +172,78 @@ if (BASE_DIR / "node_modules" / "lightweight-charts" / "dist").exists():
     )
 WHITENOISE_USE_FINDERS = True
 
-# --- REST API ----------------------------------------------------------------------------------------
+# --- REST API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tradingrobot.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tradingrobot.api.permissions.HasReadScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["tradingrobot.api.throttling.KeyRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "tradingrobot.api.filters.CommonFilterBackend",
+        "tradingrobot.api.filters.Ordering",
+    ],
     "EXCEPTION_HANDLER": "tradingrobot.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "tradingrobot.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON, and the form encoding WordPress's wp_remote_post() sends for an array body.
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "tradingrobot.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Requests per API key (or logged-in user, or client IP when anonymous). "N/second|minute|hour|day".
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
+# A verified API key is remembered per process this long (a revocation elsewhere takes effect
+# within it; in the process that saves the key, at once). 0: verify on every request.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
+# GET /status is computed at most once per this many seconds per process group (0: never cached).
+API_STATUS_CACHE_SECONDS = env.int("API_STATUS_CACHE_SECONDS", default=1)
+
+# WordPress sites that may call the API from a browser (exact origins, e.g. https://example.com).
+WORDPRESS_ORIGINS = env.list("WORDPRESS_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = WORDPRESS_ORIGINS
+CORS_URLS_REGEX = r"^/(api|wp-json)/.*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 3600
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TradingRobotPlug API",
+    "DESCRIPTION": (
+        "The REST API of the TradingRobotPlug trading robot. Canonical prefix `/api/v1/`; every "
+        "route is also served under `/wp-json/tradingrobotplug/v1/`. Authenticate with "
+        "`Authorization: Bearer <api key>` (scope `read` or `trade`). Errors always answer "
+        '`{"error": {"code", "message", "details"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["tradingrobot.api.schema.preprocess_endpoints"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingrobot.api.schema.postprocess_schema",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "trading.models.OrderStatus",
+        "HealthStatusEnum": ["ok", "degraded"],
+        "OkStatusEnum": ["ok"],
+        "ErrorStatusEnum": ["error"],
+    },
+    "DISABLE_ERRORS_AND_WARNINGS": True,
 }
 
 WEBSOCKET_TOKEN_MAX_AGE = env.int("WEBSOCKET_TOKEN_MAX_AGE", default=300)
 
-# --- Trading ---------------------------------------------------------------------------------------------
+# --- Trading -------------------------------------------------------------------------------------
 BROKER = env.str("BROKER", default="paper")
 BROKER_BACKENDS = {
     "paper": "trading.brokers.paper.PaperBroker",
@@ -201,7 +262,7 @@ ALPACA_PAPER = env.bool("ALPACA_PAPER", default=True)
 ALPACA_URL_OVERRIDE = env.str("ALPACA_URL_OVERRIDE", default="") or None
 ALPACA_DATA_URL_OVERRIDE = env.str("ALPACA_DATA_URL_OVERRIDE", default="") or None
 
-# --- Market data ---------------------------------------------------------------------------------------
+# --- Market data ---------------------------------------------------------------------------------
 MARKETDATA_PROVIDER = env.str("MARKETDATA_PROVIDER", default="synthetic")
 MARKETDATA_PROVIDERS = {
     "synthetic": "marketdata.providers.synthetic.SyntheticProvider",
@@ -231,10 +292,10 @@ HISTORY_BARS_ON_START = env.int("HISTORY_BARS_ON_START", default=156)
 STALE_AFTER_SECONDS = env.int("STALE_AFTER_SECONDS", default=max(2 * COLLECT_INTERVAL_SECONDS, 60))
 WORDPRESS_API_URL = env.str("WORDPRESS_API_URL", default="")
 
-# --- Strategies ----------------------------------------------------------------------------------------
+# --- Strategies ----------------------------------------------------------------------------------
 STRATEGIES_DIR = Path(env.str("STRATEGIES_DIR", default=str(BASE_DIR / "strategies" / "plugins")))
 
-# --- Logging -------------------------------------------------------------------------------------------
+# --- Logging -------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -247,7 +308,7 @@ LOGGING = {
     },
 }
 
-# --- Risk ---------------------------------------------------------------------------------------------------
+# --- Risk ----------------------------------------------------------------------------------------
 RISK_SYMBOL_ALLOWLIST = [s.upper() for s in env.list("RISK_SYMBOL_ALLOWLIST", default=[])]
 RISK_MAX_ORDER_NOTIONAL = (
     Decimal(env.str("RISK_MAX_ORDER_NOTIONAL"))
@@ -319,3 +380,23 @@ WORDPRESS_AUTH_HEADER = env.str("WORDPRESS_AUTH_HEADER", default="")
 if WORDPRESS_AUTH_HEADER and ":" not in WORDPRESS_AUTH_HEADER:
     raise ImproperlyConfigured("WORDPRESS_AUTH_HEADER must look like 'Name: value'.")
 WORDPRESS_TIMEOUT_SECONDS = env.float("WORDPRESS_TIMEOUT_SECONDS", default=10)
+
+# --- Security headers and production -------------------------------------------------------------
+# Always on: no MIME sniffing, no framing, no referrer leaks across origins.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Production is DEBUG=false (with SECRET_KEY and ALLOWED_HOSTS set) behind a TLS-terminating proxy
+# that sets X-Forwarded-Proto. `manage.py check --deploy` is clean with these defaults.
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # A load balancer probes health over plain HTTP on the private network.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True

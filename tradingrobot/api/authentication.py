@@ -1,7 +1,11 @@
-"""`Authorization: Bearer <api key>` authentication over djangorestframework-api-key's hashed keys."""
+"""`Authorization: Bearer <api key>` over djangorestframework-api-key's hashed keys."""
 
 from __future__ import annotations
 
+import hashlib
+import time
+
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
@@ -27,6 +31,38 @@ class ApiKeyUser(AnonymousUser):
         return self.username
 
 
+# Verified keys, per process, for API_KEY_CACHE_SECONDS: a key lookup is a query plus a hash,
+# on every request. Saving or deleting a key clears this process's entries at once
+# (tradingrobot.api.apps); other processes see a revocation within the interval.
+_verified: dict[str, tuple[float, object, ApiKey]] = {}
+_MAX_CACHED = 1024
+
+
+def verified_keys_clear() -> None:
+    _verified.clear()
+
+
+def _lookup(raw: str):
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    now = time.monotonic()
+    hit = _verified.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+    try:
+        key = ApiKey.objects.get_from_key(raw)
+    except (ApiKey.DoesNotExist, ValueError):
+        raise exceptions.AuthenticationFailed("Invalid API key.") from None
+    if key.revoked or key.has_expired:
+        raise exceptions.AuthenticationFailed("API key revoked or expired.")
+    user = key.owner if key.owner_id and key.owner.is_active else ApiKeyUser(key)
+    seconds = settings.API_KEY_CACHE_SECONDS
+    if seconds > 0:
+        if len(_verified) >= _MAX_CACHED:
+            _verified.clear()
+        _verified[digest] = (now + seconds, user, key)
+    return user, key
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -41,13 +77,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Authorization header must be 'Bearer <api key>'."
             )
-        try:
-            key = ApiKey.objects.get_from_key(parts[1])
-        except (ApiKey.DoesNotExist, ValueError):
-            raise exceptions.AuthenticationFailed("Invalid API key.") from None
-        if key.revoked or key.has_expired:
+        user, key = _lookup(parts[1])
+        if key.has_expired:  # the expiry may pass while the key is cached
             raise exceptions.AuthenticationFailed("API key revoked or expired.")
-        user = key.owner if key.owner_id and key.owner.is_active else ApiKeyUser(key)
         return user, key
 
     def authenticate_header(self, request) -> str:

@@ -1,0 +1,267 @@
+"""HTTP API throughput on loopback: /api/v1/status, /api/v1/stock-data, /api/v1/trades next to a
+minimal DRF endpoint (no auth, no query), 32 concurrent connections, served the same way.
+
+Run from the repository root:  python bench/api.py [--seconds S] [--servers gunicorn,daphne]
+
+A throwaway database (a fresh `<name>_bench` PostgreSQL database when DATABASE_URL is set, else
+SQLite in a temporary VAR_DIR) is migrated and seeded (a session, synthetic bars, 100 fills),
+then each server is started on a free loopback port with production settings (DEBUG off) and
+each route is loaded for S seconds by a separate load-generator process (aiohttp, 32 keep-alive
+connections). Servers: `gunicorn` (WSGI, sync workers, --workers N) and `daphne` (ASGI, one
+process). The last line printed is one JSON object: rps and p99 per route for the first server
+(the one production uses for HTTP), `ratio` = the lowest route rps over the minimal endpoint's,
+and the same figures for every server under "servers".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CONNECTIONS = 32
+ROUTES = {
+    "minimal": "/bench/minimal",
+    "status": "/api/v1/status",
+    "stock_data": "/api/v1/stock-data",
+    "trades": "/api/v1/trades",
+}
+
+
+# --- load generator (runs in its own process) ----------------------------------------------------
+
+
+async def _load(url: str, seconds: float, headers: dict) -> dict:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                try:
+                    async with session.get(url) as response:
+                        await response.read()
+                        if response.status != 200:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": round(len(latencies) / elapsed, 1),
+        "p99_ms": round(p99 * 1000, 1),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1) if latencies else 0,
+    }
+
+
+def loadgen_main(url: str, seconds: float, key: str) -> None:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    print(json.dumps(asyncio.run(_load(url, seconds, headers))))
+
+
+def load(url: str, seconds: float, key: str) -> dict:
+    """Run the load generator in a separate process (it must not share the server's GIL)."""
+    out = subprocess.run(
+        [PY, __file__, "--loadgen", url, "--seconds", str(seconds), "--key", key],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- setup ---------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _throwaway_database(env: dict) -> str | None:
+    """A fresh PostgreSQL database beside DATABASE_URL's, or None for SQLite."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return None
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    bench_name = f"{name.split('?')[0]}_bench"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_name}"')
+    env["DATABASE_URL"] = f"{base}/{bench_name}"
+    return bench_name
+
+
+SEED = """
+from decimal import Decimal
+from marketdata.services import bars_collect
+from trading.models import ApiKey, ApiScope
+from trading.services import order_submit, session_ensure_running
+session_ensure_running()
+bars_collect()
+symbols = ["SPY", "QQQ", "TSLA", "NVDA"]
+for i in range(100):
+    order_submit(symbol=symbols[i % 4], side="buy" if i % 3 else "sell", qty=Decimal("1"))
+print(ApiKey.objects.create_key(name="bench", scope=ApiScope.READ)[1])
+"""
+
+
+def _wait_for(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def server_command(kind: str, port: int, workers: int) -> list[str]:
+    if kind == "gunicorn":
+        return [
+            PY, "-m", "gunicorn", "tradingrobot.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", "sync", "--keep-alive", "5", "--log-level", "warning",
+            "--backlog", "2048",
+        ]  # fmt: skip
+    if kind == "daphne":
+        return [
+            PY,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "tradingrobot.asgi:application",
+        ]
+    raise SystemExit(f"unknown server {kind!r}")
+
+
+def bench_server(kind: str, env: dict, key: str, seconds: float, workers: int) -> dict:
+    port = _free_port()
+    process = subprocess.Popen(
+        server_command(kind, port, workers),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(port, process)
+        results = {}
+        for name, path in ROUTES.items():
+            url = f"http://127.0.0.1:{port}{path}"
+            load(url, min(2.0, seconds), "" if name == "minimal" else key)  # warm-up
+            results[name] = load(url, seconds, "" if name == "minimal" else key)
+            print(f"{kind:9s} {name:10s} {json.dumps(results[name])}", flush=True)
+        return results
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--servers", default="gunicorn,daphne")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--loadgen")
+    parser.add_argument("--key", default="")
+    args = parser.parse_args()
+    if args.loadgen:
+        return loadgen_main(args.loadgen, args.seconds, args.key)
+
+    sys.path.insert(0, str(ROOT))
+    var_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "VAR_DIR": str(var_dir),
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "API_THROTTLE_RATE": "100000000/minute",  # throttling runs, never refuses
+        "LOG_LEVEL": "WARNING",
+    }
+    bench_db = _throwaway_database(env)
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        from tradingrobot.embedded_redis import EmbeddedRedis
+
+        redis = EmbeddedRedis(var_dir)
+        env["REDIS_URL"] = redis.start()
+    try:
+        run = dict(cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], **run)
+        seed = subprocess.run([PY, "manage.py", "shell", "-c", SEED], **run)
+        key = seed.stdout.strip().splitlines()[-1]
+        servers = {}
+        for kind in args.servers.split(","):
+            servers[kind] = bench_server(kind, env, key, args.seconds, args.workers)
+    finally:
+        if redis is not None:
+            redis.stop()
+        if bench_db:
+            import psycopg
+
+            base = os.environ["DATABASE_URL"].rpartition("/")[0]
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+
+    def summary(results: dict) -> dict:
+        minimal = results["minimal"]["rps"]
+        out = {f"{name}_rps": results[name]["rps"] for name in ROUTES}
+        lowest = min(results[name]["rps"] for name in ROUTES if name != "minimal")
+        out["ratio"] = round(lowest / minimal, 3) if minimal else None
+        out["p99_ms"] = {name: results[name]["p99_ms"] for name in ROUTES}
+        out["errors"] = sum(r["errors"] for r in results.values())
+        return out
+
+    first = args.servers.split(",")[0]
+    line = {
+        "server": f"{first}" + (f" --workers {args.workers}" if first == "gunicorn" else ""),
+        "connections": CONNECTIONS,
+        "seconds_per_route": args.seconds,
+        "database": "postgresql" if bench_db else "sqlite",
+        **summary(servers[first]),
+        "servers": {kind: summary(results) for kind, results in servers.items()},
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
