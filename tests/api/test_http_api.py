@@ -175,8 +175,8 @@ def test_alias_trade_places_a_wordpress_order(trader, session, market):
 
 def test_alias_trade_is_idempotent_by_client_order_id(trader, session, market):
     body = {"quantity": 1, "client_order_id": "wp-42"}
-    first = trader.post("/api/trade/SPY/sell", body, format="json")
-    again = trader.post("/api/trade/SPY/sell", body, format="json")
+    first = trader.post("/api/trade/SPY/buy", body, format="json")
+    again = trader.post("/api/trade/SPY/buy", body, format="json")
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["order"]["id"] == again.json()["order"]["id"]
     assert Order.objects.count() == 1

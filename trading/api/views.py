@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -101,6 +102,12 @@ class OrderSubmitView(generics.GenericAPIView):
     serializer_class = OrderSubmitSerializer
     permission_classes = [HasTradeScope]
 
+    @extend_schema(
+        responses={
+            201: OpenApiResponse(OrderSerializer, description="Order created and sent."),
+            200: OpenApiResponse(OrderSerializer, description="Known client_order_id: that order."),
+        }
+    )
     def post(self, request):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -130,6 +137,7 @@ class OrderDetailView(generics.GenericAPIView):
     def get(self, request, order_id: str):
         return Response(self.get_serializer(self._order(order_id)).data)
 
+    @extend_schema(responses={200: OpenApiResponse(OrderSerializer, description="Canceled.")})
     def delete(self, request, order_id: str):
         order = services.order_cancel(
             order=self._order(order_id), reason=f"canceled via API by {_actor(request)}"
@@ -183,6 +191,7 @@ class SessionStartView(generics.GenericAPIView):
     serializer_class = SessionStartSerializer
     permission_classes = [HasTradeScope]
 
+    @extend_schema(responses={201: SessionSerializer})
     def post(self, request):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -154,7 +154,7 @@ class AliasStopTradingView(AliasErrorMixin, APIView):
             reason=body.validated_data["reason"],
             by=_actor(request),
             flatten=body.validated_data["flatten"],
-        )
+        ).switch
         return Response(
             {
                 "status": "ok",

@@ -76,9 +76,11 @@ class CommonFilterBackend(BaseFilterBackend):
             queryset = queryset.filter(symbol=symbol)
         if (status := params.get("status")) is not None and (field := _field(model, "status")):
             allowed = [value for value, _label in field.choices or []]
-            if allowed and status not in allowed:
-                raise ValidationError({"status": [f"Expected one of {allowed}."]})
-            queryset = queryset.filter(status=status)
+            # One status or a comma-separated list of them (?status=new,accepted).
+            wanted = [part.strip() for part in status.split(",")]
+            if allowed and not all(part in allowed for part in wanted):
+                raise ValidationError({"status": [f"Expected one or more of {allowed}."]})
+            queryset = queryset.filter(status__in=wanted)
         if (strategy := params.get("strategy")) is not None:
             path = next((p for p in STRATEGY_PATHS if _field(model, p) is not None), None)
             if path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -144,13 +145,13 @@ class Money(serializers.CharField):
     """A decimal amount as a string (exact; never a float)."""
 
 
-class KillSwitchSerializer(serializers.Serializer):
+class KillSwitchStateSerializer(serializers.Serializer):
     engaged = serializers.BooleanField()
     reason = serializers.CharField(allow_blank=True)
     changed_at = serializers.DateTimeField(allow_null=True)
 
 
-class SessionSerializer(serializers.Serializer):
+class SessionSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     mode = serializers.CharField()
     broker = serializers.CharField()
@@ -165,8 +166,8 @@ class SessionSerializer(serializers.Serializer):
 class StatusSerializer(serializers.Serializer):
     trading_enabled = serializers.BooleanField()
     halted = serializers.BooleanField()
-    kill_switch = KillSwitchSerializer()
-    session = SessionSerializer(allow_null=True)
+    kill_switch = KillSwitchStateSerializer()
+    session = SessionSummarySerializer(allow_null=True)
     broker = serializers.CharField()
     marketdata_provider = serializers.CharField()
     clock = serializers.ChoiceField(choices=["simulated", "exchange"])
@@ -228,7 +229,7 @@ class PositionPayloadSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(allow_null=True)
 
 
-class PortfolioSerializer(serializers.Serializer):
+class PortfolioSnapshotSerializer(serializers.Serializer):
     session_id = serializers.IntegerField(allow_null=True)
     cash = Money()
     equity = Money()
@@ -266,7 +267,7 @@ class DataFreshnessSerializer(serializers.Serializer):
 
 
 class OverviewSerializer(serializers.Serializer):
-    session = SessionSerializer(allow_null=True)
+    session = SessionSummarySerializer(allow_null=True)
     equity = Money()
     cash = Money()
     day_pnl = Money(help_text="Equity now minus equity at the start of the market day.")
@@ -305,8 +306,19 @@ class StopTradingOkSerializer(serializers.Serializer):
 
 def document_views() -> None:
     """Attach response (and request) shapes to the APIViews that return plain dicts."""
-    from marketdata.api.views import StockDataView
-    from streaming.api.views import TokenRequestSerializer, WebSocketTokenView
+    from marketdata.api.views import (
+        ChartDataView,
+        MarketDataSymbolView,
+        MarketDataView,
+        StockDataSymbolView,
+        StockDataView,
+    )
+    from strategies.api.views import StrategyDetailView, StrategyListView
+    from streaming.api.views import (
+        DashboardSnapshotView,
+        TokenRequestSerializer,
+        WebSocketTokenView,
+    )
     from trading.api.serializers import OrderSerializer
     from trading.api.views import StatusView
     from tradingrobot.api import aliases
@@ -323,8 +335,65 @@ def document_views() -> None:
     for view in (StatusView, CachedStatusView, aliases.AliasStatusView):
         extend_schema_view(get=status)(view)
     extend_schema_view(
-        get=extend_schema(summary="Latest price per symbol", responses=StockDataSerializer)
+        get=extend_schema(
+            summary="Latest price per symbol",
+            responses=StockDataSerializer,
+            operation_id="stock_data_latest",
+        )
     )(StockDataView)
+    # Market-data and dashboard reads return JSON built in their views: documented as objects
+    # (with their query parameters) until they get response serializers of their own.
+    symbol_param = OpenApiParameter("symbol", str, OpenApiParameter.PATH)
+    for view, summary, operation_id, parameters in (
+        (
+            StockDataSymbolView,
+            "Price history of one symbol (?days=)",
+            "stock_data_symbol",
+            [symbol_param, OpenApiParameter("days", int)],
+        ),
+        (
+            MarketDataView,
+            "OHLCV bars (?symbol=&timeframe=&limit=)",
+            "market_data_query",
+            [
+                OpenApiParameter("symbol", str),
+                OpenApiParameter("timeframe", str),
+                OpenApiParameter("limit", int),
+            ],
+        ),
+        (
+            MarketDataSymbolView,
+            "OHLCV bars of one symbol",
+            "market_data_symbol",
+            [symbol_param, OpenApiParameter("timeframe", str), OpenApiParameter("limit", int)],
+        ),
+        (
+            ChartDataView,
+            "Candles for charts (?symbol=&timeframe=&days=)",
+            "chart_data",
+            [
+                OpenApiParameter("symbol", str),
+                OpenApiParameter("timeframe", str),
+                OpenApiParameter("days", int),
+            ],
+        ),
+        (
+            DashboardSnapshotView,
+            "Everything the dashboard shows, in one read",
+            "dashboard_snapshot",
+            [],
+        ),
+    ):
+        extend_schema_view(
+            get=extend_schema(
+                summary=summary,
+                operation_id=operation_id,
+                parameters=parameters,
+                responses=OpenApiTypes.OBJECT,
+            )
+        )(view)
+    extend_schema_view(get=extend_schema(operation_id="strategies_list"))(StrategyListView)
+    extend_schema_view(get=extend_schema(operation_id="strategies_detail"))(StrategyDetailView)
     extend_schema_view(
         get=extend_schema(
             summary="Health of the database, Redis and market data (public)",
@@ -345,7 +414,9 @@ def document_views() -> None:
         get=extend_schema(summary="Dashboard overview", responses=OverviewSerializer)
     )(DashboardOverviewView)
     extend_schema_view(
-        get=extend_schema(summary="Portfolio (Trading Robot API)", responses=PortfolioSerializer)
+        get=extend_schema(
+            summary="Portfolio (Trading Robot API)", responses=PortfolioSnapshotSerializer
+        )
     )(aliases.AliasPortfolioView)
     extend_schema_view(
         get=extend_schema(
