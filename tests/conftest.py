@@ -194,6 +194,7 @@ def daphne_factory(private_redis, tmp_path):
     for server in started:
         server.stop()
 
+
 @pytest.fixture(autouse=True)
 def _fresh_status_cache():
     """GET /status is cached ~1 s in Redis (tradingrobot.api): no test sees another's status."""

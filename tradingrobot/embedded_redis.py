@@ -96,7 +96,7 @@ class EmbeddedRedis:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("embedded redis-server did not answer within %.0fs" % timeout)
+        raise RuntimeError(f"embedded redis-server did not answer within {timeout:.0f}s")
 
     def stop(self) -> None:
         (self.dir / URL_FILE_NAME).unlink(missing_ok=True)

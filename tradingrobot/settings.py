@@ -365,7 +365,8 @@ if MARKETDATA_RETRY_ATTEMPTS < 1 or MARKETDATA_BREAKER_THRESHOLD < 1:
 # the session's last bar) unless this is set.
 MARKETDATA_COLLECT_WHEN_CLOSED = env.bool("MARKETDATA_COLLECT_WHEN_CLOSED", default=False)
 # The timezone of the WordPress site's MySQL datetimes (WordPress "Timezone" setting).
-# TradingRobotPlug sites show US market data, so New York is the default; set UTC if the site runs on UTC.
+# TradingRobotPlug sites show US market data, so New York is the default; set UTC if the site
+# runs on UTC.
 WORDPRESS_TIMEZONE = env.str("WORDPRESS_TIMEZONE", default="America/New_York")
 try:
     from zoneinfo import ZoneInfo

@@ -62,7 +62,7 @@ def test_make_run_brings_the_system_up_and_stops_cleanly(tmp_path):
     var_dir = tmp_path / "var"
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update(PORT=str(port), VAR_DIR=str(var_dir), COLLECT_INTERVAL_SECONDS="2")
-    log = open(tmp_path / "run.log", "wb")
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed after the process ends
     proc = subprocess.Popen(
         ["make", "run"],
         cwd=ROOT,

@@ -58,9 +58,11 @@ class Command(BaseCommand):
                     f"  websocket     ws://127.0.0.1:{port}/ws/updates",
                     f"  login         {credentials['username']} / {credentials['password']}",
                     f"  API key       {credentials['api_key']}  (scope: trade)",
-                    f"  try           curl -H 'Authorization: Bearer {credentials['api_key']}' {base}/api/v1/status",
-                    f"  session       {session} · broker {settings.BROKER} · data {settings.MARKETDATA_PROVIDER}"
-                    f" · clock {settings.MARKET_CLOCK} · collection every {settings.COLLECT_INTERVAL_SECONDS}s",
+                    f"  try           curl -H 'Authorization: Bearer {credentials['api_key']}'"
+                    f" {base}/api/v1/status",
+                    f"  session       {session} · broker {settings.BROKER}"
+                    f" · data {settings.MARKETDATA_PROVIDER} · clock {settings.MARKET_CLOCK}"
+                    f" · collection every {settings.COLLECT_INTERVAL_SECONDS}s",
                     "",
                 ]
             )
