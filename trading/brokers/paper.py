@@ -76,6 +76,23 @@ def _session_cash(session_id: int | None) -> Decimal:
     return session.cash if session else Decimal("0")
 
 
+def _answer(request: OrderRequest, broker_order_id: str, now: datetime, **state) -> BrokerOrder:
+    """The paper broker's view of the order it was just sent."""
+    return BrokerOrder(
+        client_order_id=request.client_order_id,
+        broker_order_id=broker_order_id,
+        symbol=request.symbol,
+        side=request.side,
+        type=request.type,
+        qty=request.qty,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        time_in_force=request.time_in_force,
+        submitted_at=now,
+        **state,
+    )
+
+
 class PaperBroker(BaseBroker):
     name = "paper"
 
@@ -132,19 +149,7 @@ class PaperBroker(BaseBroker):
             )
         if request.type != "market":
             # Resting orders are accepted and filled by later bars (services.orders_process_bars).
-            return BrokerOrder(
-                client_order_id=request.client_order_id,
-                broker_order_id=broker_order_id,
-                symbol=request.symbol,
-                side=request.side,
-                type=request.type,
-                qty=request.qty,
-                status="accepted",
-                limit_price=request.limit_price,
-                stop_price=request.stop_price,
-                time_in_force=request.time_in_force,
-                submitted_at=now,
-            )
+            return _answer(request, broker_order_id, now, status="accepted")
         fill_price = self.fill_price(price, request.side)
         fee = self.fee_per_order
         if request.side == "buy":
@@ -156,18 +161,13 @@ class PaperBroker(BaseBroker):
                     permanent=True,
                     code="insufficient_buying_power",
                 )
-        return BrokerOrder(
-            client_order_id=request.client_order_id,
-            broker_order_id=broker_order_id,
-            symbol=request.symbol,
-            side=request.side,
-            type=request.type,
-            qty=request.qty,
+        return _answer(
+            request,
+            broker_order_id,
+            now,
             status="filled",
             filled_qty=request.qty,
             filled_avg_price=fill_price,
-            time_in_force=request.time_in_force,
-            submitted_at=now,
             fills=[Fill(qty=request.qty, price=fill_price, fee=fee, executed_at=now)],
         )
 
