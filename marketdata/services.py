@@ -67,7 +67,23 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
     return len(rows)
 
 
-_COPY_COLUMNS = "symbol, timeframe, timestamp, open, high, low, close, volume, source, collected_at"
+COPY_COLUMNS = "symbol, timeframe, timestamp, open, high, low, close, volume, source, collected_at"
+
+
+def bar_copy_row(bar: BarData, *, source: str, now: datetime) -> tuple:
+    """One bar as a row in the order of COPY_COLUMNS."""
+    return (
+        bar.symbol,
+        bar.timeframe,
+        bar.timestamp,
+        bar.open,
+        bar.high,
+        bar.low,
+        bar.close,
+        bar.volume,
+        source,
+        now,
+    )
 
 
 def _upsert_by_copy(bars: list[BarData], *, source: str, now: datetime) -> None:
@@ -80,28 +96,15 @@ def _upsert_by_copy(bars: list[BarData], *, source: str, now: datetime) -> None:
         cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS bar_upsert_stage ON COMMIT DELETE ROWS AS "
-            f"SELECT {_COPY_COLUMNS} FROM {table} WITH NO DATA"
+            f"SELECT {COPY_COLUMNS} FROM {table} WITH NO DATA"
         )
         cursor.execute("TRUNCATE bar_upsert_stage")
-        with cursor.cursor.copy(f"COPY bar_upsert_stage ({_COPY_COLUMNS}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY bar_upsert_stage ({COPY_COLUMNS}) FROM STDIN") as copy:
             for b in bars:
-                copy.write_row(
-                    (
-                        b.symbol,
-                        b.timeframe,
-                        b.timestamp,
-                        b.open,
-                        b.high,
-                        b.low,
-                        b.close,
-                        b.volume,
-                        source,
-                        now,
-                    )
-                )
+                copy.write_row(bar_copy_row(b, source=source, now=now))
         cursor.execute(
-            f"INSERT INTO {table} ({_COPY_COLUMNS}) "
-            f"SELECT {_COPY_COLUMNS} FROM bar_upsert_stage "
+            f"INSERT INTO {table} ({COPY_COLUMNS}) "
+            f"SELECT {COPY_COLUMNS} FROM bar_upsert_stage "
             f"ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE SET {updates}"
         )
 
