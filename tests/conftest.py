@@ -196,8 +196,9 @@ def daphne_factory(private_redis, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_status_cache():
-    """GET /status is cached ~1 s in Redis (tradingrobot.api): no test sees another's status."""
-    from tradingrobot.api.views import status_cache_clear
+def _fresh_cache():
+    """Redis outlives each test's database: cached API answers, version stamps and the feeds'
+    last-success times from another test (or an earlier run) must not leak into this one."""
+    from django.core.cache import cache
 
-    status_cache_clear()
+    cache.clear()
