@@ -132,14 +132,12 @@ def run(count: int) -> int:
 
     latencies, elapsed, statuses = submit_many(client, symbols, count, "bench")
     # The same again with WebSocket events switched off, to show what publishing costs.
-    import streaming.publish
-
-    publish, streaming.publish.publish = streaming.publish.publish, lambda *a, **k: None
     import trading.services
 
-    trading.services.publish = streaming.publish.publish
+    publishers = trading.services.publish, trading.services.publish_many
+    trading.services.publish = trading.services.publish_many = lambda *a, **k: None
     quiet, _elapsed, _statuses = submit_many(client, symbols, min(count, 300), "quiet")
-    trading.services.publish = streaming.publish.publish = publish
+    trading.services.publish, trading.services.publish_many = publishers
 
     filled = Order.objects.filter(
         client_order_id__startswith="bench-", status=OrderStatus.FILLED

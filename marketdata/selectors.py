@@ -6,7 +6,16 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import BigIntegerField, ExpressionWrapper, Func, Max, Min, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    ExpressionWrapper,
+    Func,
+    Max,
+    Min,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -49,7 +58,10 @@ def market_now() -> datetime:
 
 
 def market_clock() -> dict:
-    now = market_now()
+    return _clock_at(market_now())
+
+
+def _clock_at(now: datetime) -> dict:
     return {
         "clock": settings.MARKET_CLOCK,
         "market_time": now,
@@ -57,6 +69,27 @@ def market_clock() -> dict:
         if settings.MARKET_CLOCK == "simulated"
         else calendar.is_open(now),
     }
+
+
+def last_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
+    """`last_price(symbol)` and `market_clock()` in one database round trip.
+
+    Order submission needs both on every order; under the simulated clock they are two reads
+    of the same table, so they are asked together.
+    """
+    if settings.MARKET_CLOCK != "simulated":
+        return last_price(symbol), market_clock()
+    newest = Bar.objects.filter(timeframe="5Min").order_by("-timestamp").values("timestamp")[:1]
+    row = (
+        Bar.objects.filter(symbol=symbol, timeframe="5Min")
+        .order_by("-timestamp")
+        .values_list("close", Subquery(newest))
+        .first()
+    )
+    if row is None:
+        return None, market_clock()
+    close, latest = row
+    return close, _clock_at(latest + calendar.BAR)
 
 
 def known_symbols() -> list[str]:

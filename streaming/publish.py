@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from streaming import events
-from streaming.redis import publish_with_seq
+from streaming.redis import publish_many_with_seq
 
 logger = logging.getLogger(__name__)
 
@@ -33,25 +33,43 @@ def stream_of(type_: str, payload: dict[str, Any]) -> str:
 
 
 def publish(type_: str, payload: dict[str, Any]) -> None:
-    if type_ not in events.TYPES:
-        raise ValueError(f"unknown event type {type_!r}")
-    transaction.on_commit(lambda: send_now(type_, payload))
+    publish_many([(type_, payload)])
+
+
+def publish_many(items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish several events, in this order, after the surrounding transaction commits."""
+    for type_, _payload in items:
+        if type_ not in events.TYPES:
+            raise ValueError(f"unknown event type {type_!r}")
+    transaction.on_commit(lambda: send_many_now(items))
 
 
 def send_now(type_: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """Send immediately (outside any transaction); returns the envelope, or None if it failed."""
-    if type_ not in events.TYPES:
-        raise ValueError(f"unknown event type {type_!r}")
+    return send_many_now([(type_, payload)])[0]
+
+
+def send_many_now(items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any] | None]:
+    """Send events immediately, in one Redis round trip; returns their envelopes (None if
+    sending failed)."""
+    for type_, _payload in items:
+        if type_ not in events.TYPES:
+            raise ValueError(f"unknown event type {type_!r}")
     try:
-        message = events.envelope(type_, payload, 0)
-        text = events.dumps(message)
-        # `seq` is the envelope's last key: Redis splices the number in between head and tail.
-        cut = text.rindex('"seq":') + len('"seq":')
-        symbol = str(payload.get("symbol") or "") if type_ == events.MARKET_DATA else ""
-        head = f"{type_} {symbol}".encode() + HEADER_END + text[:cut].encode()
-        tail = text[cut:].removeprefix("0").encode()
-        message["seq"] = publish_with_seq(stream_of(type_, payload), head, tail)
-        return message
+        messages, wire = [], []
+        for type_, payload in items:
+            message = events.envelope(type_, payload, 0)
+            text = events.dumps(message)
+            # `seq` is the envelope's last key: Redis splices the number in between head and tail.
+            cut = text.rindex('"seq":') + len('"seq":')
+            symbol = str(payload.get("symbol") or "") if type_ == events.MARKET_DATA else ""
+            head = f"{type_} {symbol}".encode() + HEADER_END + text[:cut].encode()
+            tail = text[cut:].removeprefix("0").encode()
+            messages.append(message)
+            wire.append((stream_of(type_, payload), head, tail))
+        for message, seq in zip(messages, publish_many_with_seq(wire), strict=True):
+            message["seq"] = seq
+        return messages
     except Exception:  # noqa: BLE001 - any Redis failure must not break the caller
-        logger.warning("could not publish %s event", type_, exc_info=True)
-        return None
+        logger.warning("could not publish %s", ", ".join(t for t, _ in items), exc_info=True)
+        return [None] * len(items)

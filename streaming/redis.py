@@ -11,13 +11,20 @@ from functools import cache
 import redis
 from django.conf import settings
 
-# INCR the stream's sequence and PUBLISH the envelope in one atomic step, so that the order of
-# sequence numbers is the order in which every subscriber receives the messages, even with many
-# publishing processes. ARGV[1] is the envelope up to `"seq":`, ARGV[2] the rest.
+# For each event: INCR its stream's sequence and PUBLISH the envelope, all in one atomic step,
+# so that the order of sequence numbers is the order in which every subscriber receives the
+# messages, even with many publishing processes. KEYS are the events' sequence keys, then the
+# channel; ARGV holds each envelope as two parts, up to `"seq":` and the rest. Several events in
+# one call cost one round trip (an order's fill publishes three).
 _PUBLISH_LUA = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('PUBLISH', KEYS[2], ARGV[1] .. seq .. ARGV[2])
-return seq
+local channel = KEYS[#KEYS]
+local seqs = {}
+for i = 1, #KEYS - 1 do
+  local seq = redis.call('INCR', KEYS[i])
+  redis.call('PUBLISH', channel, ARGV[2 * i - 1] .. seq .. ARGV[2 * i])
+  seqs[i] = seq
+end
+return seqs
 """
 
 
@@ -44,7 +51,9 @@ def _publish_script():
     return client().register_script(_PUBLISH_LUA)
 
 
-def publish_with_seq(stream: str, head: bytes, tail: bytes) -> int:
-    """Publish `head + seq + tail` on the stream channel; returns the stream's new seq."""
+def publish_many_with_seq(messages: list[tuple[str, bytes, bytes]]) -> list[int]:
+    """Publish several `(stream, head, tail)` messages in order, in one round trip."""
+    keys = [seq_key(stream) for stream, _head, _tail in messages] + [stream_channel()]
+    args = [part for _stream, head, tail in messages for part in (head, tail)]
     # redis-py's Script reloads itself after NOSCRIPT (e.g. after a Redis restart).
-    return int(_publish_script()(keys=[seq_key(stream), stream_channel()], args=[head, tail]))
+    return [int(seq) for seq in _publish_script()(keys=keys, args=args)]

@@ -142,21 +142,12 @@ def daily_loss_breached(*, session: TradingSession, at: datetime) -> tuple[bool,
     return loss >= limit, loss
 
 
-def _open_qty(session: TradingSession, symbol: str, side: str) -> Decimal:
-    rows = Order.objects.filter(
-        session=session, symbol=symbol, side=side, status__in=OPEN_STATUSES
-    ).values_list("qty", "filled_qty")
-    return sum((qty - filled for qty, filled in rows), ZERO)
-
-
-def _reserved_cash(session: TradingSession, price_of) -> Decimal:
+def _reserved_cash(open_orders: list[tuple], price_of) -> Decimal:
     """Cash that open buy orders may still spend (their unfilled part at their limit or price)."""
     total = ZERO
-    rows = Order.objects.filter(
-        session=session, side=OrderSide.BUY, status__in=OPEN_STATUSES
-    ).values_list("symbol", "qty", "filled_qty", "limit_price")
-    for symbol, qty, filled, limit_price in rows:
-        total += (qty - filled) * (limit_price or price_of(symbol) or ZERO)
+    for symbol, side, qty, filled, limit_price in open_orders:
+        if side == OrderSide.BUY:
+            total += (qty - filled) * (limit_price or price_of(symbol) or ZERO)
     return total
 
 
@@ -196,14 +187,19 @@ def check_order(
             code="max_order_notional",
             details={"notional": str(notional), "limit": str(limits.max_order_notional)},
         )
-    if limits.max_open_orders is not None:
-        open_orders = Order.objects.filter(session=session, status__in=OPEN_STATUSES).count()
-        if open_orders >= limits.max_open_orders:
-            raise RiskLimitExceeded(
-                f"{open_orders} orders are open; the limit is {limits.max_open_orders}",
-                code="max_open_orders",
-                details={"open_orders": open_orders, "limit": limits.max_open_orders},
-            )
+    # One read of the session's open orders serves the open-order count, the symbol's
+    # pending quantity and the cash reserved by open buys.
+    open_orders = list(
+        Order.objects.filter(session=session, status__in=OPEN_STATUSES).values_list(
+            "symbol", "side", "qty", "filled_qty", "limit_price"
+        )
+    )
+    if limits.max_open_orders is not None and len(open_orders) >= limits.max_open_orders:
+        raise RiskLimitExceeded(
+            f"{len(open_orders)} orders are open; the limit is {limits.max_open_orders}",
+            code="max_open_orders",
+            details={"open_orders": len(open_orders), "limit": limits.max_open_orders},
+        )
 
     held = (
         Position.objects.filter(session=session, symbol=symbol)
@@ -211,7 +207,14 @@ def check_order(
         .first()
     ) or ZERO
     # Open orders count as if filled: ten resting buys cannot each pass the limit alone.
-    pending = _open_qty(session, symbol, OrderSide.BUY) - _open_qty(session, symbol, OrderSide.SELL)
+    pending = sum(
+        (
+            (o_qty - o_filled) if o_side == OrderSide.BUY else (o_filled - o_qty)
+            for o_symbol, o_side, o_qty, o_filled, _limit in open_orders
+            if o_symbol == symbol
+        ),
+        ZERO,
+    )
     signed = qty if side == OrderSide.BUY else -qty
     after = held + pending + signed
     if side == OrderSide.SELL and after < 0 and not limits.allow_short:
@@ -230,7 +233,7 @@ def check_order(
                 details={"position_value": str(value), "limit": str(limits.max_position_value)},
             )
     if side == OrderSide.BUY:
-        available = session.cash - _reserved_cash(session, last_price)
+        available = session.cash - _reserved_cash(open_orders, last_price)
         cost = notional + settings.PAPER_FEE_PER_ORDER
         if session.broker == "paper" and cost > available:
             raise InsufficientBuyingPower(

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet, Subquery, Sum
 
 from trading.brokers.base import BrokerOrder
 from trading.models import (
@@ -32,6 +33,35 @@ def session_latest() -> TradingSession | None:
 def kill_switch_get() -> KillSwitch:
     switch, _ = KillSwitch.objects.get_or_create(pk=1)
     return switch
+
+
+@dataclass(frozen=True)
+class TradingGate:
+    """What order submission checks first: the kill switch and the running session."""
+
+    halted: bool
+    halt_reason: str
+    session: TradingSession | None
+
+
+def trading_gate() -> TradingGate:
+    """The kill switch and the running session, read in one round trip (the hot path of every
+    order); the switch's own row is only read separately when no session runs."""
+    switch = KillSwitch.objects.filter(pk=1)
+    session = (
+        TradingSession.objects.filter(status=SessionStatus.RUNNING)
+        .annotate(
+            halted=Subquery(switch.values("engaged")),
+            halt_reason=Subquery(switch.values("reason")),
+        )
+        .first()
+    )
+    if session is None:
+        row = kill_switch_get()
+        return TradingGate(halted=row.engaged, halt_reason=row.reason, session=None)
+    return TradingGate(
+        halted=bool(session.halted), halt_reason=session.halt_reason or "", session=session
+    )
 
 
 def positions_list(
@@ -295,13 +325,12 @@ def sessions_list() -> QuerySet[TradingSession]:
 
 def account_get() -> dict:
     """The broker's account for the current session (raises BrokerError when unreachable)."""
-    from asgiref.sync import async_to_sync
 
     from trading.brokers import get_broker
 
     session = session_current() or session_latest()
     broker = get_broker()
-    account = async_to_sync(broker.get_account)(session_id=session.pk if session else None)
+    account = broker.call("get_account", session_id=session.pk if session else None)
     return {
         "broker": broker.name,
         "session_id": session.pk if session else None,

@@ -23,18 +23,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from streaming import events
-from streaming.publish import publish
+from streaming.publish import publish, publish_many
 from trading import risk, selectors
 from trading.brokers import get_broker
 from trading.brokers.base import BrokerError, BrokerOrder, Fill, OrderRequest
@@ -101,11 +101,15 @@ def order_transition(order: Order, status: str) -> None:
     order.status = status
 
 
-def _publish_order(order: Order, repair: str = "") -> None:
+def _order_event(order: Order, repair: str = "") -> dict:
     payload = selectors.order_payload(order)
     if repair:
         payload["repair"] = repair
-    publish(events.ORDER_UPDATE, payload)
+    return payload
+
+
+def _publish_order(order: Order, repair: str = "") -> None:
+    publish(events.ORDER_UPDATE, _order_event(order, repair))
 
 
 # --- sessions -------------------------------------------------------------------------------------
@@ -310,14 +314,6 @@ def _validate(
         )
 
 
-def _refuse_if_halted() -> None:
-    switch = selectors.kill_switch_get()
-    if switch.engaged:
-        raise TradingHalted(
-            "trading is halted by the kill switch", details={"reason": switch.reason}
-        )
-
-
 def order_submit(
     *,
     symbol: str,
@@ -340,7 +336,7 @@ def order_submit(
     `bypass_halt` is only for the kill switch's own flatten orders.
     """
     from marketdata import calendar
-    from marketdata.selectors import last_price, market_clock
+    from marketdata.selectors import last_price_and_clock
 
     symbol = (symbol or "").upper().strip()
     _validate(
@@ -357,18 +353,20 @@ def order_submit(
         existing = Order.objects.filter(client_order_id=client_order_id).first()
         if existing is not None:
             return SubmitResult(existing, created=False)
-    if not bypass_halt:
-        _refuse_if_halted()
-    session = session or selectors.session_current()
+    gate = selectors.trading_gate()
+    if not bypass_halt and gate.halted:
+        raise TradingHalted(
+            "trading is halted by the kill switch", details={"reason": gate.halt_reason}
+        )
+    session = session or gate.session
     if session is None or session.status != SessionStatus.RUNNING:
         raise NoRunningSession("no trading session is running")
 
-    price = last_price(symbol)
+    price, clock = last_price_and_clock(symbol)
     if price is None:
         raise UnknownSymbol(
             f"unknown symbol {symbol!r}: no market data", details={"symbol": symbol}
         )
-    clock = market_clock()
     if not bypass_halt:
         breached, loss = risk.daily_loss_breached(session=session, at=clock["market_time"])
         if breached:
@@ -401,23 +399,28 @@ def order_submit(
         submit_after = next_open
 
     client_order_id = client_order_id or f"trp-{uuid.uuid4().hex}"
+    order = Order(
+        client_order_id=client_order_id,
+        session=session,
+        strategy_config=strategy_config,
+        source=source,
+        symbol=symbol,
+        side=side,
+        type=type,
+        qty=qty,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        status=OrderStatus.PENDING_SUBMIT,
+        submit_after=submit_after,
+    )
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                client_order_id=client_order_id,
-                session=session,
-                strategy_config=strategy_config,
-                source=source,
-                symbol=symbol,
-                side=side,
-                type=type,
-                qty=qty,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                time_in_force=time_in_force,
-                status=OrderStatus.PENDING_SUBMIT,
-                submit_after=submit_after,
-            )
+        # A lone INSERT commits by itself; inside a caller's transaction a savepoint keeps a
+        # lost race from breaking that transaction.
+        with (
+            transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+        ):
+            order.save(force_insert=True)
     except IntegrityError:
         # A concurrent request with the same client_order_id won the insert.
         return SubmitResult(Order.objects.get(client_order_id=client_order_id), created=False)
@@ -426,21 +429,21 @@ def order_submit(
         logger.info("order %s queued until the open at %s", order.client_order_id, submit_after)
         _publish_order(order)
         return SubmitResult(order, created=True)
-    order = order_send(order=order, bypass_halt=bypass_halt)
+    order = order_send(order=order, bypass_halt=bypass_halt, market_time=clock["market_time"])
     if order.status == OrderStatus.PENDING_SUBMIT:
         # Every other outcome published its own order_update with the final state.
         _publish_order(order)
     return SubmitResult(order, created=True)
 
 
-def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
+def order_send(*, order: Order, bypass_halt: bool = False, market_time=None) -> Order:
     """Send a committed pending_submit order to the broker and record the answer.
 
     A temporary broker failure leaves the order pending_submit (it is never forgotten) and
     schedules a retry that looks the order up by client_order_id before resending anything.
+    `market_time`, when the caller already read the market clock, stamps the order's
+    acceptance.
     """
-    if not bypass_halt and selectors.kill_switch_get().engaged:
-        return _cancel_locally(order=order, reason="kill switch engaged before submission")
     request = OrderRequest(
         client_order_id=order.client_order_id,
         symbol=order.symbol,
@@ -455,32 +458,31 @@ def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
     # Claim the send with a lease: of several senders racing (retry tasks, reconciliation's
     # retry, a queued order), only the one whose conditional update wins calls the broker, and
     # nobody else may while its call is in flight. A crashed sender's lease runs out; the next
-    # sender looks the order up by client_order_id first (order_resubmit).
-    now = timezone.now()
-    claimed = (
-        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING_SUBMIT)
-        .filter(Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now))
-        .update(
-            submit_attempts=F("submit_attempts") + 1,
-            send_lease_until=now + timedelta(seconds=settings.ORDER_SEND_LEASE_SECONDS),
-        )
-    )
-    if not claimed:
+    # sender looks the order up by client_order_id first (order_resubmit). The claim also
+    # fails while the kill switch is set, checked in the same statement, so a halt that
+    # committed after order_submit's own check still stops the send.
+    attempt = _claim_send(order, refuse_when_halted=not bypass_halt)
+    if attempt is None:
         order.refresh_from_db()
+        if (
+            not bypass_halt
+            and order.status == OrderStatus.PENDING_SUBMIT
+            and selectors.kill_switch_get().engaged
+        ):
+            return _cancel_locally(order=order, reason="kill switch engaged before submission")
         return order
-    order.refresh_from_db(fields=["submit_attempts"])
-    attempt = order.submit_attempts
+    order.submit_attempts = attempt
     broker = get_broker()
     release = Order.objects.filter(pk=order.pk)
     try:
-        answer = async_to_sync(broker.submit_order)(request)
+        answer = broker.call("submit_order", request)
     except BrokerError as exc:
         release.update(send_lease_until=None)
         if exc.permanent and attempt > 1:
             # A retry refused (e.g. "client_order_id must be unique") may mean an earlier
             # attempt did arrive after all: the broker's record wins over our rejection.
             try:
-                known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+                known = broker.call("get_order_by_client_id", order.client_order_id)
             except BrokerError:
                 known = None
             if known is not None:
@@ -500,11 +502,48 @@ def order_send(*, order: Order, bypass_halt: bool = False) -> Order:
         return order
     # The lease is released only once the answer is recorded (in the same transaction): until
     # then the order still looks pending_submit, and another sender must not take it.
-    order = order_record_broker_state(order_id=order.pk, state=answer)  # releases the lease
+    # Releases the lease.
+    order = order_record_broker_state(order_id=order.pk, state=answer, market_time=market_time)
     if not bypass_halt and order.is_open and selectors.kill_switch_get().engaged:
         # The halt came while the broker call was in flight and could only cancel locally.
         order = _cancel_quietly(order, "kill switch engaged during submission")
     return order
+
+
+def _claim_send(order: Order, *, refuse_when_halted: bool) -> int | None:
+    """Take the send lease of a pending_submit order; returns the attempt number, or None when
+    another sender holds the lease, the order is no longer pending_submit, or (if asked) the
+    kill switch is set. One statement: UPDATE ... RETURNING."""
+    now = timezone.now()
+    connection = transaction.get_connection()
+    fields = {f.name: f for f in Order._meta.concrete_fields}
+
+    def param(name, value):
+        return fields[name].get_db_prep_value(value, connection)
+
+    halt_clause = (
+        f" AND NOT EXISTS (SELECT 1 FROM {KillSwitch._meta.db_table} WHERE engaged)"
+        if refuse_when_halted
+        else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Order._meta.db_table} "
+            "SET submit_attempts = submit_attempts + 1, send_lease_until = %s "
+            "WHERE id = %s AND status = %s "
+            "AND (send_lease_until IS NULL OR send_lease_until < %s)"
+            f"{halt_clause} RETURNING submit_attempts",
+            [
+                param(
+                    "send_lease_until", now + timedelta(seconds=settings.ORDER_SEND_LEASE_SECONDS)
+                ),
+                param("id", order.pk),
+                OrderStatus.PENDING_SUBMIT,
+                param("send_lease_until", now),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _cancel_quietly(order: Order, reason: str) -> Order:
@@ -540,7 +579,7 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
         return order
     broker = get_broker()
     try:
-        known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+        known = broker.call("get_order_by_client_id", order.client_order_id)
     except BrokerError as exc:
         logger.warning("lookup of %s failed: %s", order.client_order_id, exc.message)
         if not exc.permanent:
@@ -601,7 +640,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
     broker = get_broker()
     try:
         if not order.broker_order_id:
-            known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+            known = broker.call("get_order_by_client_id", order.client_order_id)
             if known is None:
                 return _cancel_locally(order=order, reason=reason)
             order = order_record_broker_state(order_id=order.pk, state=known)
@@ -610,7 +649,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
                     f"order {order.pk} is {order.status} at the broker",
                     details={"status": order.status},
                 )
-        async_to_sync(broker.cancel_order)(order.broker_order_id)
+        broker.call("cancel_order", order.broker_order_id)
     except BrokerError as exc:
         if not exc.permanent:
             raise BrokerUnavailable(
@@ -619,7 +658,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
             ) from exc
         logger.info("broker refused cancel of %s: %s", order.pk, exc.message)
         try:
-            known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+            known = broker.call("get_order_by_client_id", order.client_order_id)
         except BrokerError:
             known = None
         if known is not None:
@@ -634,12 +673,15 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
     return _cancel_locally(order=order, reason=reason)
 
 
-def order_record_broker_state(*, order_id, state: BrokerOrder, repair: str = "") -> Order:
+def order_record_broker_state(
+    *, order_id, state: BrokerOrder, repair: str = "", market_time=None
+) -> Order:
     """Bring our order in line with the broker's view: new fills, then the status.
 
     The broker's truth wins over a local-only cancel (one the broker never confirmed because
     the order's broker id was unknown at the time): the order is reopened, logged and published,
     then its fills and status are applied. Any other disagreement raises IllegalTransition.
+    `market_time` is the market clock's reading, when the caller has it at hand.
     """
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
@@ -659,7 +701,8 @@ def order_record_broker_state(*, order_id, state: BrokerOrder, repair: str = "")
         if order.submitted_at is None:
             order.submitted_at = state.submitted_at or timezone.now()
         if order.market_time is None:
-            _set_market_times(order)
+            _set_market_times(order, market_time)
+        fill_events: list[tuple[str, dict]] = []
         new_qty = state.filled_qty - order.filled_qty
         if new_qty > 0:
             if state.fills and sum((f.qty for f in state.fills), ZERO) == new_qty:
@@ -673,7 +716,7 @@ def order_record_broker_state(*, order_id, state: BrokerOrder, repair: str = "")
                 price = (total - already) / new_qty
                 fee = ZERO
                 executed_at = timezone.now()
-            _fill_apply(
+            fill_events = _fill_apply(
                 order=order,
                 qty=new_qty,
                 price=price.quantize(SIX),
@@ -687,16 +730,16 @@ def order_record_broker_state(*, order_id, state: BrokerOrder, repair: str = "")
         if target in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.canceled_at is None:
             order.canceled_at = timezone.now()
         order.save()
-        _publish_order(order, repair)
+        publish_many([*fill_events, (events.ORDER_UPDATE, _order_event(order, repair))])
     return order
 
 
-def _set_market_times(order: Order) -> None:
+def _set_market_times(order: Order, now=None) -> None:
     """Stamp the market time of acceptance and, for a day order, its expiry at the close."""
     from marketdata import calendar
     from marketdata.selectors import market_now
 
-    now = market_now()
+    now = now or market_now()
     order.market_time = now
     if order.time_in_force == TimeInForce.DAY:
         # The next close strictly after now: an order accepted at or after a close (the
@@ -705,11 +748,13 @@ def _set_market_times(order: Order) -> None:
         order.expires_at = calendar.next_close(now)
 
 
-def _fill_apply(*, order: Order, qty: Decimal, price: Decimal, fee: Decimal, executed_at) -> Trade:
-    """Record one fill (trade row, position, session cash) in the caller's transaction."""
-    session = TradingSession.objects.select_for_update().get(pk=order.session_id)
+def _fill_apply(
+    *, order: Order, qty: Decimal, price: Decimal, fee: Decimal, executed_at
+) -> list[tuple[str, dict]]:
+    """Record one fill (trade row, position, session cash) in the caller's transaction;
+    returns the trade and position events for the caller to publish with the order's."""
     position, _ = Position.objects.select_for_update().get_or_create(
-        session=session, symbol=order.symbol, defaults={"last_price": price}
+        session_id=order.session_id, symbol=order.symbol, defaults={"last_price": price}
     )
     signed = qty if order.side == OrderSide.BUY else -qty
     old_qty, old_avg = position.qty, position.avg_entry_price
@@ -733,12 +778,14 @@ def _fill_apply(*, order: Order, qty: Decimal, price: Decimal, fee: Decimal, exe
     position.save()
 
     notional = (qty * price).quantize(SIX)
-    session.cash += -notional - fee if order.side == OrderSide.BUY else notional - fee
-    session.save(update_fields=["cash"])
+    # An atomic increment: concurrent fills of other symbols need no lock on the session row.
+    TradingSession.objects.filter(pk=order.session_id).update(
+        cash=F("cash") + (-notional - fee if order.side == OrderSide.BUY else notional - fee)
+    )
 
     trade = Trade.objects.create(
         order=order,
-        session=session,
+        session_id=order.session_id,
         symbol=order.symbol,
         side=order.side,
         qty=qty,
@@ -758,11 +805,12 @@ def _fill_apply(*, order: Order, qty: Decimal, price: Decimal, fee: Decimal, exe
     else:
         order_transition(order, OrderStatus.PARTIALLY_FILLED)
 
-    publish(events.TRADE_UPDATE, selectors.trade_payload(trade))
-    publish(events.POSITION_UPDATE, selectors.position_payload(position))
     # No performance_update per fill: the stream's periodic snapshot and each collection's
     # mark-to-market send it; computing it here would cost every order several queries.
-    return trade
+    return [
+        (events.TRADE_UPDATE, selectors.trade_payload(trade)),
+        (events.POSITION_UPDATE, selectors.position_payload(position)),
+    ]
 
 
 # --- after each collection: queued orders, resting paper orders, day-order expiry -----------------
@@ -806,7 +854,7 @@ def orders_process_bars() -> BarsResult:
             status__in=OPEN_STATUSES, submit_after__isnull=True
         ).exclude(broker_order_id=""):
             try:
-                state = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+                state = broker.call("get_order_by_client_id", order.client_order_id)
             except BrokerError as exc:
                 logger.warning("could not refresh order %s: %s", order.pk, exc.message)
                 continue
@@ -920,7 +968,7 @@ def reconcile(*, by: str = "") -> ReconcileReport:
         if order.send_lease_until is not None and order.send_lease_until > timezone.now():
             continue  # another process is sending it right now; its answer will be recorded
         try:
-            known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+            known = broker.call("get_order_by_client_id", order.client_order_id)
         except BrokerError as exc:
             report.errors.append(f"lookup of {order.client_order_id} failed: {exc.message}")
             continue
@@ -950,7 +998,7 @@ def reconcile(*, by: str = "") -> ReconcileReport:
 
     # 2. Open orders on both sides.
     try:
-        broker_open = async_to_sync(broker.get_orders)(status="open")
+        broker_open = broker.call("get_orders", status="open")
     except BrokerError as exc:
         report.errors.append(f"listing open orders failed: {exc.message}")
         broker_open = None
@@ -960,7 +1008,7 @@ def reconcile(*, by: str = "") -> ReconcileReport:
             if order.client_order_id in open_ids:
                 continue
             try:
-                known = async_to_sync(broker.get_order_by_client_id)(order.client_order_id)
+                known = broker.call("get_order_by_client_id", order.client_order_id)
             except BrokerError as exc:
                 report.errors.append(f"lookup of {order.client_order_id} failed: {exc.message}")
                 continue
@@ -994,9 +1042,7 @@ def reconcile(*, by: str = "") -> ReconcileReport:
     session = selectors.session_current() or selectors.session_latest()
     if session is not None and broker.name != "paper":
         try:
-            theirs = {
-                p.symbol: p for p in async_to_sync(broker.get_positions)(session_id=session.pk)
-            }
+            theirs = {p.symbol: p for p in broker.call("get_positions", session_id=session.pk)}
         except BrokerError as exc:
             report.errors.append(f"listing positions failed: {exc.message}")
             theirs = None

@@ -1,4 +1,5 @@
-"""The broker interface. Every broker is async; sync callers use `asgiref.sync.async_to_sync`.
+"""The broker interface. Every broker is async; sync callers (services, tasks, admin) go through
+`broker.call(method, ...)`, which bridges with `asgiref.sync.async_to_sync`.
 
 Values cross the interface as the small dataclasses below, never as ORM objects or SDK models,
 so that services can apply a paper fill and an Alpaca fill with the same bookkeeping.
@@ -9,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import async_to_sync
 
 
 class BrokerError(Exception):
@@ -99,6 +103,14 @@ class BaseBroker:
     """What a broker backend implements. `name` is stored on sessions and orders."""
 
     name = "base"
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run the interface method `method` from synchronous code.
+
+        A broker whose methods only wrap synchronous work (the paper broker's database reads)
+        overrides this to run that work directly, without async_to_sync's two thread hops.
+        """
+        return async_to_sync(getattr(self, method))(*args, **kwargs)
 
     async def initialize(self) -> None:
         """Connect and check credentials; called once before first use."""

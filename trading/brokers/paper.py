@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -29,12 +30,6 @@ from trading.brokers.base import (
 
 CENT = Decimal("0.0001")
 BPS = Decimal("10000")
-
-
-def _last_price(symbol: str) -> Decimal | None:
-    from marketdata.selectors import last_price
-
-    return last_price(symbol)
 
 
 def _session_state(
@@ -58,12 +53,6 @@ def _session_state(
 class BarMatch:
     price: Decimal | None  # the fill price, or None when the bar does not fill the order
     triggered: bool  # a stop (or stop-limit's stop) has been reached
-
-
-def _market_open() -> bool:
-    from marketdata.selectors import market_clock
-
-    return market_clock()["market_open"]
 
 
 def _session_cash(session_id: int | None) -> Decimal:
@@ -100,13 +89,44 @@ class PaperBroker(BaseBroker):
         self.slippage_bps = settings.PAPER_SLIPPAGE_BPS
         self.fee_per_order = settings.PAPER_FEE_PER_ORDER
 
+    # The work is synchronous database access: `call` runs it on the caller's thread (inside
+    # its transaction), and the async interface methods hand it to Django's database thread.
+    # A subclass that overrides an interface method (e.g. to inject faults) still gets it called.
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if getattr(type(self), method) is _INTERFACE.get(method):
+            return getattr(self, f"_{method}")(*args, **kwargs)
+        return super().call(method, *args, **kwargs)
+
     async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
-        cash, positions = await sync_to_async(_session_state)(session_id)
+        return await sync_to_async(self._get_account)(session_id=session_id)
+
+    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
+        return await sync_to_async(self._get_positions)(session_id=session_id)
+
+    async def get_orders(
+        self, *, status: str = "open", session_id: int | None = None
+    ) -> list[BrokerOrder]:
+        return await sync_to_async(self._get_orders)(status=status, session_id=session_id)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        return await sync_to_async(self._get_order_by_client_id)(client_order_id)
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        return await sync_to_async(self._submit_order)(request)
+
+    async def cancel_order(self, broker_order_id: str) -> None:
+        return self._cancel_order(broker_order_id)
+
+    async def get_clock(self) -> BrokerClock:
+        return await sync_to_async(self._get_clock)()
+
+    def _get_account(self, *, session_id: int | None = None) -> BrokerAccount:
+        cash, positions = _session_state(session_id)
         equity = cash + sum((qty * last for qty, _avg, last in positions.values()), Decimal("0"))
         return BrokerAccount(cash=cash, equity=equity, buying_power=max(cash, Decimal("0")))
 
-    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
-        _cash, positions = await sync_to_async(_session_state)(session_id)
+    def _get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
+        _cash, positions = _session_state(session_id)
         return [
             BrokerPosition(
                 symbol=symbol,
@@ -118,31 +138,44 @@ class PaperBroker(BaseBroker):
             for symbol, (qty, avg, last) in sorted(positions.items())
         ]
 
-    async def get_orders(
+    def _get_orders(
         self, *, status: str = "open", session_id: int | None = None
     ) -> list[BrokerOrder]:
         from trading.selectors import broker_orders_from_db
 
-        return await sync_to_async(broker_orders_from_db)(status=status, session_id=session_id)
+        return broker_orders_from_db(status=status, session_id=session_id)
 
-    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+    def _get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         from trading.selectors import broker_order_from_db
 
-        return await sync_to_async(broker_order_from_db)(client_order_id)
+        return broker_order_from_db(client_order_id)
 
-    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        # One hop to the database thread for the whole decision: each sync_to_async hop costs.
-        return await sync_to_async(self._submit)(request)
+    def _cancel_order(self, broker_order_id: str) -> None:
+        # Resting paper orders live only in our database; the service marks them canceled.
+        return None
 
-    def _submit(self, request: OrderRequest) -> BrokerOrder:
-        price = _last_price(request.symbol)
+    def _get_clock(self) -> BrokerClock:
+        from marketdata.selectors import market_now
+
+        now = market_now()
+        return BrokerClock(
+            timestamp=now,
+            is_open=calendar.is_open(now),
+            next_open=calendar.next_open(now),
+            next_close=calendar.next_close(now),
+        )
+
+    def _submit_order(self, request: OrderRequest) -> BrokerOrder:
+        from marketdata.selectors import last_price_and_clock
+
+        price, clock = last_price_and_clock(request.symbol)
         if price is None:
             raise BrokerError(
                 f"no price for {request.symbol}", permanent=True, code="unknown_symbol"
             )
         broker_order_id = f"paper-{uuid.uuid4()}"
         now = datetime.now(UTC)
-        if request.type == "market" and not _market_open():
+        if request.type == "market" and not clock["market_open"]:
             # Like a real broker's regular-hours order: no fills outside the session.
             raise BrokerError(
                 "the market is closed (NYSE calendar)", permanent=True, code="market_closed"
@@ -217,17 +250,17 @@ class PaperBroker(BaseBroker):
                 return BarMatch(max(limit_price, open_), triggered)
         return BarMatch(None, triggered)
 
-    async def cancel_order(self, broker_order_id: str) -> None:
-        # Resting paper orders live only in our database; the service marks them canceled.
-        return None
 
-    async def get_clock(self) -> BrokerClock:
-        from marketdata.selectors import market_now
-
-        now = await sync_to_async(market_now)()
-        return BrokerClock(
-            timestamp=now,
-            is_open=calendar.is_open(now),
-            next_open=calendar.next_open(now),
-            next_close=calendar.next_close(now),
-        )
+# The interface methods as defined here, to recognize an override (a subclass or a patch).
+_INTERFACE = {
+    name: getattr(PaperBroker, name)
+    for name in (
+        "get_account",
+        "get_positions",
+        "get_orders",
+        "get_order_by_client_id",
+        "submit_order",
+        "cancel_order",
+        "get_clock",
+    )
+}
