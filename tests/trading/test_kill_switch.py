@@ -134,3 +134,33 @@ def test_an_order_left_open_after_the_halt_is_canceled_at_the_broker(ready, sett
     assert order.status == OrderStatus.CANCELED
     assert HaltDuringSubmit.canceled == [order.broker_order_id]
     assert order.broker_order_id  # the broker's id was recorded before the cancel
+
+
+def test_a_halt_between_the_checks_and_the_send_stops_the_send(ready, settings, monkeypatch):
+    """The halt commits after order_submit read the switch but before the broker is called:
+    the order is committed, then canceled locally, and the broker never sees it."""
+    from trading import risk
+
+    settings.BROKER = f"{__name__}.CountingBroker"
+    CountingBroker.sent = []
+    checks = risk.check_order
+
+    def check_then_halt(**kwargs):
+        checks(**kwargs)
+        services.trading_halt(reason="pressed between check and send")
+
+    monkeypatch.setattr(risk, "check_order", check_then_halt)
+    order = services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order
+
+    assert order.status == OrderStatus.CANCELED
+    assert "kill switch" in order.reject_reason
+    assert CountingBroker.sent == []
+    assert not Trade.objects.exists()
+
+
+class CountingBroker(PaperBroker):
+    sent: list[str] = []
+
+    async def submit_order(self, request):
+        CountingBroker.sent.append(request.client_order_id)
+        return await super().submit_order(request)
