@@ -36,6 +36,22 @@ def test_submit_creates_201_then_same_client_order_id_returns_200(ready, trader)
     assert Order.objects.count() == 1 and Trade.objects.count() == 1
 
 
+def test_submit_answers_in_the_documented_order_shape(ready, trader, reader):
+    """The submit route answers with the event payload; it must stay the schema's Order shape,
+    the same as GET orders/{id} for every kind of order."""
+    from trading.api.serializers import OrderSerializer
+
+    market = submit(trader, client_order_id="shape-market")
+    limit = submit(
+        trader, client_order_id="shape-limit", type="limit", limit_price="1.5", time_in_force="gtc"
+    )
+    for response in (market, limit):
+        assert response.status_code == 201
+        order = Order.objects.get(pk=response.json()["id"])
+        assert response.json() == OrderSerializer(order).data
+        assert reader.get(f"/api/v1/orders/{order.pk}").json() == response.json()
+
+
 def test_submit_without_client_order_id_generates_one(ready, trader):
     body = submit(trader).json()
     assert body["client_order_id"].startswith("trp-")
