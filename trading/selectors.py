@@ -37,30 +37,49 @@ def kill_switch_get() -> KillSwitch:
 
 @dataclass(frozen=True)
 class TradingGate:
-    """What order submission checks first: the kill switch and the running session."""
+    """What order submission checks first: a known client_order_id, the kill switch and the
+    running session."""
 
+    existing: Order | None
     halted: bool
     halt_reason: str
     session: TradingSession | None
 
 
-def trading_gate() -> TradingGate:
-    """The kill switch and the running session, read in one round trip (the hot path of every
-    order); the switch's own row is only read separately when no session runs."""
+def trading_gate(client_order_id: str | None = None) -> TradingGate:
+    """The order already stored under `client_order_id` (if any), the kill switch and the
+    running session, read in one round trip: the hot path of every order. Separate reads only
+    happen when the id is known (then the order is fetched) or no session runs."""
     switch = KillSwitch.objects.filter(pk=1)
     session = (
         TradingSession.objects.filter(status=SessionStatus.RUNNING)
         .annotate(
             halted=Subquery(switch.values("engaged")),
             halt_reason=Subquery(switch.values("reason")),
+            existing_id=Subquery(
+                Order.objects.filter(client_order_id=client_order_id or "").values("id")[:1]
+            ),
         )
         .first()
     )
     if session is None:
+        existing = (
+            Order.objects.filter(client_order_id=client_order_id).first()
+            if client_order_id
+            else None
+        )
         row = kill_switch_get()
-        return TradingGate(halted=row.engaged, halt_reason=row.reason, session=None)
+        return TradingGate(existing, halted=row.engaged, halt_reason=row.reason, session=None)
+    existing = (
+        Order.objects.get(pk=session.existing_id)
+        if client_order_id and session.existing_id
+        else None
+    )
     return TradingGate(
-        halted=bool(session.halted), halt_reason=session.halt_reason or "", session=session
+        existing,
+        halted=bool(session.halted),
+        halt_reason=session.halt_reason or "",
+        session=session,
     )
 
 

@@ -349,11 +349,9 @@ def order_submit(
         stop_price=stop_price,
         client_order_id=client_order_id,
     )
-    if client_order_id:
-        existing = Order.objects.filter(client_order_id=client_order_id).first()
-        if existing is not None:
-            return SubmitResult(existing, created=False)
-    gate = selectors.trading_gate()
+    gate = selectors.trading_gate(client_order_id)
+    if gate.existing is not None:
+        return SubmitResult(gate.existing, created=False)
     if not bypass_halt and gate.halted:
         raise TradingHalted(
             "trading is halted by the kill switch", details={"reason": gate.halt_reason}
