@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -61,6 +62,12 @@ def main() -> int:
     os.environ["VAR_DIR"] = tmp.name
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
+    # Production settings: DEBUG off (no per-query logging), behind a TLS proxy (the client
+    # sends X-Forwarded-Proto), and a throttle the bench's 1,300 orders a minute stay under.
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ["API_THROTTLE_RATE"] = "1000000/minute"
     os.environ.setdefault("CHANNELS_PREFIX", f"bench{os.getpid()}")
     os.environ.setdefault("CACHE_PREFIX", f"bench{os.getpid()}")
     pg_admin = pg_name = None
@@ -107,7 +114,7 @@ def run(count: int) -> int:
     bars_collect()
     _, raw_key = ApiKey.objects.create_key(name="bench", scope=ApiScope.TRADE)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_X_FORWARDED_PROTO="https")
 
     # Baseline: the cheapest committed write + read the same database can do.
     with connection.cursor() as cursor:
