@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from marketdata import cache, calendar, resilience, selectors
@@ -27,10 +28,8 @@ COPY_UPSERT_MIN_ROWS = 200
 def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000) -> int:
     """Insert or update bars on (symbol, timeframe, timestamp); running it twice changes nothing.
 
-    Large batches on PostgreSQL go through COPY into a temporary table and one
-    INSERT ... ON CONFLICT DO UPDATE (several times faster than multi-row INSERTs); anything
-    else through bulk_create's upsert. Cached API answers for the symbols are invalidated on
-    commit.
+    Large batches on PostgreSQL go through COPY (`_store_by_copy`); anything else through
+    bulk_create's upsert. Cached API answers for the symbols are invalidated on commit.
     """
     now = timezone.now()
     # One row per key (the last wins): PostgreSQL refuses to update one row twice in a statement.
@@ -40,7 +39,7 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
     symbols = {key[0] for key in unique}
     transaction.on_commit(lambda: cache.versions_bump(symbols))
     if connection.vendor == "postgresql" and len(unique) >= COPY_UPSERT_MIN_ROWS:
-        _upsert_by_copy(list(unique.values()), source=source, now=now)
+        _store_by_copy(unique, source=source, now=now)
         return len(unique)
     rows = [
         Bar(
@@ -69,6 +68,8 @@ def bars_upsert(*, bars: Iterable[BarData], source: str, batch_size: int = 2000)
 
 COPY_COLUMNS = "symbol, timeframe, timestamp, open, high, low, close, volume, source, collected_at"
 
+BarKey = tuple[str, str, datetime]
+
 
 def bar_copy_row(bar: BarData, *, source: str, now: datetime) -> tuple:
     """One bar as a row in the order of COPY_COLUMNS."""
@@ -86,27 +87,90 @@ def bar_copy_row(bar: BarData, *, source: str, now: datetime) -> tuple:
     )
 
 
-def _upsert_by_copy(bars: list[BarData], *, source: str, now: datetime) -> None:
+def _store_by_copy(unique: dict[BarKey, BarData], *, source: str, now: datetime) -> None:
+    """Store a large batch through COPY.
+
+    Bars whose key is not stored yet (all of them when backfilling an empty range) are copied
+    straight into the bar table, which costs about what a bare COPY does. Bars already stored
+    are copied into a staging table and merged with one INSERT ... ON CONFLICT DO UPDATE, which
+    costs about as much again.
+
+    The check for stored keys cannot see a concurrent writer's uncommitted bars, so the straight
+    COPY runs in a savepoint: if it meets a bar stored meanwhile (a unique violation, raised once
+    that writer commits), the savepoint is rolled back and the whole batch is merged instead.
+    """
     table = Bar._meta.db_table
-    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in UPSERT_FIELDS)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Key order: concurrent loads then take entries of the unique index in the same order, so
+    # one waits for the other instead of deadlocking.
+    keys = sorted(unique)
+    # No savepoint of its own: callers hold a transaction, and an error here ends it anyway.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # Bulk loads (backfill, imports) are idempotent and rerunnable, so they need not wait
         # for the WAL flush: a crash can lose at most the last moments of a load, never
         # corrupt it. Small collection batches (bulk_create path) keep the default.
         cursor.execute("SET LOCAL synchronous_commit = off")
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS bar_upsert_stage ON COMMIT DELETE ROWS AS "
-            f"SELECT {COPY_COLUMNS} FROM {table} WITH NO DATA"
-        )
-        cursor.execute("TRUNCATE bar_upsert_stage")
-        with cursor.cursor.copy(f"COPY bar_upsert_stage ({COPY_COLUMNS}) FROM STDIN") as copy:
-            for b in bars:
-                copy.write_row(bar_copy_row(b, source=source, now=now))
-        cursor.execute(
-            f"INSERT INTO {table} ({COPY_COLUMNS}) "
-            f"SELECT {COPY_COLUMNS} FROM bar_upsert_stage "
-            f"ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE SET {updates}"
-        )
+        stored = _stored_keys(cursor, table, keys)
+        if stored is None:
+            fresh, merge = [], keys
+        elif stored:
+            fresh = [k for k in keys if k not in stored]
+            merge = [k for k in keys if k in stored]
+        else:
+            fresh, merge = keys, []
+        if fresh:
+            try:
+                with transaction.atomic(), connection.wrap_database_errors:
+                    _copy_bars(cursor, table, (unique[k] for k in fresh), source=source, now=now)
+            except IntegrityError:
+                logger.info("bars were stored concurrently in the span of a load; merging it")
+                merge = keys
+        if merge:
+            _merge_bars(cursor, table, (unique[k] for k in merge), source=source, now=now)
+
+
+def _stored_keys(cursor, table: str, keys: list[BarKey]) -> set[BarKey] | None:
+    """The stored keys between each series' first and last key in sorted `keys`, or None when
+    there are at least as many as `keys` (then merging all of them is as cheap as sorting out
+    which are new, and a wide sparse span cannot make this read large)."""
+    spans = []
+    start = 0
+    while start < len(keys):
+        symbol, timeframe, _ = keys[start]
+        # (symbol, timeframe + "\0") sorts after every key of this series and before the next.
+        stop = bisect_left(keys, (symbol, timeframe + "\0"), start)
+        spans.append((symbol, timeframe, keys[start][2], keys[stop - 1][2]))
+        start = stop
+    values = ", ".join(["(%s, %s, %s::timestamptz, %s::timestamptz)"] * len(spans))
+    cursor.execute(
+        f"SELECT b.symbol, b.timeframe, b.timestamp FROM (VALUES {values}) "
+        f"AS v (symbol, timeframe, lo, hi) JOIN {table} b ON b.symbol = v.symbol "
+        "AND b.timeframe = v.timeframe AND b.timestamp BETWEEN v.lo AND v.hi LIMIT %s",
+        [value for span in spans for value in span] + [len(keys)],
+    )
+    rows = cursor.fetchall()
+    return None if len(rows) >= len(keys) else set(rows)
+
+
+def _copy_bars(cursor, table: str, bars: Iterable[BarData], *, source: str, now: datetime) -> None:
+    with cursor.cursor.copy(f"COPY {table} ({COPY_COLUMNS}) FROM STDIN") as copy:
+        write_row = copy.write_row
+        for b in bars:
+            write_row(bar_copy_row(b, source=source, now=now))
+
+
+def _merge_bars(cursor, table: str, bars: Iterable[BarData], *, source: str, now: datetime) -> None:
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in UPSERT_FIELDS)
+    cursor.execute(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS bar_upsert_stage ON COMMIT DELETE ROWS AS "
+        f"SELECT {COPY_COLUMNS} FROM {table} WITH NO DATA"
+    )
+    cursor.execute("TRUNCATE bar_upsert_stage")
+    _copy_bars(cursor, "bar_upsert_stage", bars, source=source, now=now)
+    cursor.execute(
+        f"INSERT INTO {table} ({COPY_COLUMNS}) "
+        f"SELECT {COPY_COLUMNS} FROM bar_upsert_stage "
+        f"ON CONFLICT (symbol, timeframe, timestamp) DO UPDATE SET {updates}"
+    )
 
 
 @dataclass
