@@ -13,6 +13,7 @@ from django.db import connection
 
 from marketdata import services
 from marketdata.models import Bar
+from marketdata.providers.base import ProviderError
 from marketdata.providers.synthetic import SyntheticProvider
 from marketdata.services import bars_backfill, bars_upsert
 
@@ -47,7 +48,8 @@ def _expected(provider, symbols) -> dict:
 
 def test_backfill_twice_keeps_one_row_per_bar_and_the_later_values_win():
     symbols = ["SPY", "QQQ"]
-    kwargs = dict(symbols=symbols, start=START, end=END, chunk_days=3)
+    # Small chunks and batches: several stores, some holding both symbols.
+    kwargs = dict(symbols=symbols, start=START, end=END, chunk_days=3, batch_rows=500)
     assert bars_backfill(provider=SyntheticProvider(seed=1), **kwargs) == 2 * PER_SYMBOL
     assert _stored() == _expected(SyntheticProvider(seed=1), symbols)
 
@@ -71,6 +73,25 @@ def test_backfill_over_partly_stored_bars_stores_each_bar_once_with_the_backfill
 
     assert stored == Bar.objects.count() == 2 * PER_SYMBOL
     assert _stored() == _expected(SyntheticProvider(seed=1), ["SPY", "NVDA"])
+
+
+def test_backfill_stores_the_chunks_fetched_before_a_failing_one(settings):
+    settings.MARKETDATA_RETRY_ATTEMPTS = 2
+    settings.MARKETDATA_RETRY_BASE_SECONDS = 0
+
+    class DiesOnMarch10(SyntheticProvider):
+        def fetch_bars(self, symbol, timeframe, start, end):
+            if start >= datetime(2025, 3, 10, tzinfo=UTC):
+                raise ProviderError("upstream unreachable")
+            return super().fetch_bars(symbol, timeframe, start, end)
+
+    with pytest.raises(ProviderError):
+        bars_backfill(
+            provider=DiesOnMarch10(seed=1), symbols=["SPY"], start=START, end=END, chunk_days=7
+        )
+    # The first week (5 sessions) was fetched before the failure and is kept.
+    assert Bar.objects.count() == 5 * 78
+    assert Bar.objects.latest("timestamp").timestamp < datetime(2025, 3, 10, tzinfo=UTC)
 
 
 def _other_connection(autocommit: bool) -> psycopg.Connection:
