@@ -4,11 +4,11 @@ Run from the repository root:  python bench/marketdata.py [--days 365]
 
 1. Backfill: one year x 4 symbols of synthetic 5-minute bars (~80,000 rows) through the real
    backfill service (`bars_backfill`, as `manage.py backfill` runs it: 30-day provider chunks,
-   sanity checks, COPY and merge, cache invalidation, commits), into an empty table. The
+   sanity checks, batched COPY/merge, cache invalidation, commits), into an empty table. The
    provider's answers are generated before the clock starts, so the load rate measures
    everything the product does to store them, and nothing a provider does.
 2. Baseline: PostgreSQL COPY of the same rows, already built in the product's row shape
-   (`bar_copy_row`), into an empty copy of the bar table (same indexes), in one statement.
+   (`bar_copy_rows`), into an empty copy of the bar table (same indexes), in one statement.
    Both run 3 times (`--rounds`), alternating which goes first, each into an emptied table
    after a CHECKPOINT; the rates printed are the medians. For reference, the backfill is run
    once more over the stored bars (`reload_rows_per_s`: every row merged).
@@ -113,7 +113,7 @@ def run(args) -> dict:
     from marketdata import calendar
     from marketdata.providers.base import BaseProvider
     from marketdata.providers.synthetic import SyntheticProvider
-    from marketdata.services import COPY_COLUMNS, bar_copy_row, bars_backfill
+    from marketdata.services import COPY_COLUMNS, bar_copy_rows, bars_backfill
     from trading.models import ApiKey, ApiScope
 
     call_command("migrate", verbosity=0)
@@ -143,7 +143,7 @@ def run(args) -> dict:
             return answers[symbol, a, b]
 
     now = timezone.now()
-    flat = [bar_copy_row(b, source="synthetic", now=now) for s in symbols for b in bars[s]]
+    flat = list(bar_copy_rows([b for s in symbols for b in bars[s]], source="synthetic", now=now))
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_copy_bar (LIKE marketdata_bar INCLUDING ALL)")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,20 +71,24 @@ COPY_COLUMNS = "symbol, timeframe, timestamp, open, high, low, close, volume, so
 BarKey = tuple[str, str, datetime]
 
 
-def bar_copy_row(bar: BarData, *, source: str, now: datetime) -> tuple:
-    """One bar as a row in the order of COPY_COLUMNS."""
-    return (
-        bar.symbol,
-        bar.timeframe,
-        bar.timestamp,
-        bar.open,
-        bar.high,
-        bar.low,
-        bar.close,
-        bar.volume,
-        source,
-        now,
-    )
+def bar_copy_rows(bars: Iterable[BarData], *, source: str, now: datetime) -> Iterator[tuple]:
+    """The bars as rows in the order of COPY_COLUMNS, for COPY in text format."""
+    # One string for the batch: psycopg converts a datetime at about 1 us a value, a quarter
+    # of what a whole row costs.
+    collected_at = now.isoformat()
+    for b in bars:
+        yield (
+            b.symbol,
+            b.timeframe,
+            b.timestamp,
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+            source,
+            collected_at,
+        )
 
 
 def _store_by_copy(unique: dict[BarKey, BarData], *, source: str, now: datetime) -> None:
@@ -154,8 +158,8 @@ def _stored_keys(cursor, table: str, keys: list[BarKey]) -> set[BarKey] | None:
 def _copy_bars(cursor, table: str, bars: Iterable[BarData], *, source: str, now: datetime) -> None:
     with cursor.cursor.copy(f"COPY {table} ({COPY_COLUMNS}) FROM STDIN") as copy:
         write_row = copy.write_row
-        for b in bars:
-            write_row(bar_copy_row(b, source=source, now=now))
+        for row in bar_copy_rows(bars, source=source, now=now):
+            write_row(row)
 
 
 def _merge_bars(cursor, table: str, bars: Iterable[BarData], *, source: str, now: datetime) -> None:
