@@ -134,8 +134,7 @@ def _store_by_copy(unique: dict[BarKey, BarData], *, source: str, now: datetime)
 
 def _stored_keys(cursor, table: str, keys: list[BarKey]) -> set[BarKey] | None:
     """The stored keys between each series' first and last key in sorted `keys`, or None when
-    there are at least as many as `keys` (then merging all of them is as cheap as sorting out
-    which are new, and a wide sparse span cannot make this read large)."""
+    there are at least as many as `keys` (then all of them are merged)."""
     spans = []
     start = 0
     while start < len(keys):
@@ -145,14 +144,24 @@ def _stored_keys(cursor, table: str, keys: list[BarKey]) -> set[BarKey] | None:
         spans.append((symbol, timeframe, keys[start][2], keys[stop - 1][2]))
         start = stop
     values = ", ".join(["(%s, %s, %s::timestamptz, %s::timestamptz)"] * len(spans))
-    cursor.execute(
-        f"SELECT b.symbol, b.timeframe, b.timestamp FROM (VALUES {values}) "
-        f"AS v (symbol, timeframe, lo, hi) JOIN {table} b ON b.symbol = v.symbol "
-        "AND b.timeframe = v.timeframe AND b.timestamp BETWEEN v.lo AND v.hi LIMIT %s",
-        [value for span in spans for value in span] + [len(keys)],
+    stored_in_spans = (
+        f"FROM (VALUES {values}) AS v (symbol, timeframe, lo, hi) JOIN {table} b "
+        "ON b.symbol = v.symbol AND b.timeframe = v.timeframe AND b.timestamp BETWEEN v.lo AND v.hi"
     )
-    rows = cursor.fetchall()
-    return None if len(rows) >= len(keys) else set(rows)
+    params = [value for span in spans for value in span]
+    # Counted first, capped: reading every stored key of a reloaded range into Python took a
+    # quarter of the reload, and a wide sparse span must not make the read large.
+    cursor.execute(
+        f"SELECT count(*) FROM (SELECT 1 {stored_in_spans} LIMIT %s) AS stored",
+        [*params, len(keys)],
+    )
+    count = cursor.fetchone()[0]
+    if count == 0:
+        return set()
+    if count >= len(keys):
+        return None
+    cursor.execute(f"SELECT b.symbol, b.timeframe, b.timestamp {stored_in_spans}", params)
+    return set(cursor.fetchall())
 
 
 def _copy_bars(cursor, table: str, bars: Iterable[BarData], *, source: str, now: datetime) -> None:
