@@ -129,7 +129,8 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with one shared redis-py client per process (see tradingrobot.cache).
+        "BACKEND": "tradingrobot.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_PREFIX", default="trp"),
         "TIMEOUT": 300,
