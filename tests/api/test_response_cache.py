@@ -89,7 +89,7 @@ def test_cached_stock_data_is_the_computed_answer(settings, reader, market):
     assert [row["symbol"] for row in hit["stock_data"]] == settings.PRIMARY_SYMBOLS
 
 
-def test_each_query_and_host_gets_its_own_answer(reader, fills):
+def test_each_query_host_and_scheme_gets_its_own_answer(reader, fills):
     spy = reader.get("/api/v1/trades?symbol=SPY").json()
     qqq = reader.get("/api/v1/trades?symbol=QQQ").json()
     assert {t["symbol"] for t in spy["results"]} == {"SPY"} and spy["count"] == 2
@@ -98,6 +98,8 @@ def test_each_query_and_host_gets_its_own_answer(reader, fills):
     assert page["next"].startswith("http://testserver/")
     other_host = reader.get("/api/v1/trades?limit=1", HTTP_HOST="localhost").json()
     assert other_host["next"].startswith("http://localhost/")  # links carry the asked host
+    over_tls = reader.get("/api/v1/trades?limit=1", secure=True).json()
+    assert over_tls["next"].startswith("https://testserver/")
 
 
 def test_a_new_fill_shows_in_trades_at_once(reader, trader, fills):

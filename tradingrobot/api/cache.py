@@ -162,7 +162,10 @@ def serve(
     current = stamps(view.stamp_keys(), getattr(request, "read_ahead", None))
     if current is None:
         return build()
-    key = (request.build_absolute_uri(), current, int(time.time() // seconds))
+    # Scheme and host too: pagination links are absolute. (What build_absolute_uri reads,
+    # without its re-parsing and quoting on every request.)
+    url = (request.scheme, request.get_host(), request.get_full_path())
+    key = (url, current, int(time.time() // seconds))
     answer = _store.get(key)
     if answer is not None:
         return HttpResponse(answer.body, content_type=answer.content_type)
