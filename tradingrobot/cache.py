@@ -1,15 +1,17 @@
-"""Django's Redis cache backend with one redis-py client per process, shared by every thread.
+"""Django's Redis cache backend with one redis-py client per process, shared by every thread,
+and `count_and_get_many`, the one cache call every API request makes.
 
 Django's backend wraps its connection pool in a new `redis.Redis` on every cache call, and
 redis-py (6+) rebuilds its table of response callbacks in that constructor: about 0.2 ms per
-call, more than the round trip to a local Redis. The API's hot path makes one or two cache
-calls per request (the rate-limit counter, a version stamp), so that constructor was a large
-share of a cached read. A `redis.Redis` over a pool is thread-safe, so one per pool serves the
-whole process.
+call, more than the round trip to a local Redis. A `redis.Redis` over a pool is thread-safe,
+so one per pool serves the whole process.
 
 Django also keeps one cache backend per thread, and under ASGI each request's sync code runs in
 a fresh thread: with the stock backend every such request opened its own Redis connection.
 Backends configured alike here share one client, and so one pool, across threads.
+
+`count_and_get_many` counts a request in its rate-limit window and reads the version stamps of
+a cached answer in one Lua command, on connections kept for it (see `_take_connection`).
 """
 
 from __future__ import annotations
