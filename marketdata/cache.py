@@ -32,6 +32,11 @@ def _safely(what: str, fn: Callable[[], Any], default: Any = None) -> Any:
         return default
 
 
+def version_keys(symbols: Iterable[str]) -> list[str]:
+    """The cache keys of these symbols' stamps (the API's whole-answer cache reads them too)."""
+    return [_VERSION_KEY.format(s) for s in symbols]
+
+
 def versions(symbols: Iterable[str]) -> dict[str, str] | None:
     """Current version stamp per symbol (created when missing), or None if the cache is down."""
     keys = {_VERSION_KEY.format(s): s for s in symbols}

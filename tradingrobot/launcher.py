@@ -1,7 +1,9 @@
-"""`make run`: migrate, bootstrap, then web + worker + beat under honcho (Procfile).
+"""`make run`: migrate, bootstrap, then ws + worker + beat under honcho (Procfile).
 
-Runs under `tradingrobot.embedded_redis`, which provides REDIS_URL and stops everything on
-Ctrl-C or SIGTERM.
+Everything is served on one URL without a reverse proxy: the ASGI process (`ws`, daphne) answers
+HTTP as well as WebSockets. Production adds `web` (gunicorn) for HTTP behind a proxy; for one
+dashboard user daphne's HTTP is plenty. Runs under `tradingrobot.embedded_redis`, which provides
+REDIS_URL and stops everything on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = ["ws", "worker", "beat"]
 
 
 def main() -> int:
@@ -19,6 +22,7 @@ def main() -> int:
     bin_dir = str(Path(python).parent)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     env.setdefault("PORT", "8000")
+    env["WS_PORT"] = env["PORT"]
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
     for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):
         subprocess.run([python, "manage.py", *step], cwd=ROOT, env=env, check=True)
@@ -26,7 +30,7 @@ def main() -> int:
     # honcho in our place: it starts the Procfile's processes and stops them on SIGINT/SIGTERM.
     os.execvpe(
         os.path.join(bin_dir, "honcho"),
-        ["honcho", "--no-colour", "-f", "Procfile", "start", "-p", env["PORT"]],
+        ["honcho", "--no-colour", "-f", "Procfile", "start", "-p", env["PORT"], *PROCESSES],
         env,
     )
     return 0

@@ -129,7 +129,8 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with one shared redis-py client per process (see tradingrobot.cache).
+        "BACKEND": "tradingrobot.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_PREFIX", default="trp"),
         "TIMEOUT": 300,
@@ -201,8 +202,11 @@ API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
 # A verified API key is remembered per process this long (a revocation elsewhere takes effect
 # within it; in the process that saves the key, at once). 0: verify on every request.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
-# GET /status is computed at most once per this many seconds per process group (0: never cached).
+# Cached API answers (tradingrobot.api.cache) are invalidated when their data changes; these
+# bound how long one is served whatever happens (0: not cached). GET status: its clock and new
+# bars show within this. GET trades: only a lost invalidation (Redis outage) could hold it longer.
 API_STATUS_CACHE_SECONDS = env.int("API_STATUS_CACHE_SECONDS", default=1)
+API_RESPONSE_CACHE_SECONDS = env.int("API_RESPONSE_CACHE_SECONDS", default=30)
 
 # WordPress sites that may call the API from a browser (exact origins, e.g. https://example.com).
 WORDPRESS_ORIGINS = env.list("WORDPRESS_ORIGINS", default=[])

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from marketdata import cache, calendar, selectors
 from marketdata.exceptions import InvalidParameter, UnknownSymbol
 from streaming.events import iso_utc
+from tradingrobot.api import cache as api_cache
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 MAX_DAYS = 366
@@ -90,11 +91,24 @@ def _ohlcv_row(row: dict) -> dict:
 
 
 class StockDataView(APIView):
-    """GET stock-data: latest price per primary symbol with change and staleness."""
+    """GET stock-data: latest price per primary symbol with change and staleness.
+
+    The whole answer is also kept per process (tradingrobot.api.cache) under the symbols' version
+    stamps, for the current second only: its ages are whole seconds, so within one second a fresh
+    answer would read the same."""
+
+    def stamp_keys(self) -> list[str]:
+        return cache.version_keys(settings.PRIMARY_SYMBOLS)
 
     def get(self, request):
-        symbols = list(settings.PRIMARY_SYMBOLS)
+        return api_cache.serve(
+            self,
+            request,
+            seconds=min(1, settings.API_RESPONSE_CACHE_SECONDS),
+            build=lambda: self.answer(list(settings.PRIMARY_SYMBOLS)),
+        )
 
+    def answer(self, symbols: list[str]) -> HttpResponse:
         def build() -> list[dict]:
             return [
                 {

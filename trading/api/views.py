@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -27,6 +28,7 @@ from trading.api.serializers import (
 from trading.brokers.base import BrokerError
 from trading.exceptions import BrokerUnavailable, NotFound
 from trading.models import OrderSource, TradingSession
+from tradingrobot.api import cache
 from tradingrobot.api.permissions import HasReadScope, HasTradeScope
 
 
@@ -35,12 +37,38 @@ def _actor(request) -> str:
 
 
 class StatusView(APIView):
+    """The robot's state. Cached per process for API_STATUS_CACHE_SECONDS (1) at most, and
+    invalidated by every save of the kill switch, a session or an order, so a halt shows at once;
+    new bars and the exchange clock show within the interval."""
+
+    def stamp_keys(self) -> list[str]:
+        return [cache.stamp_key(cache.STATUS)]
+
     def get(self, request):
-        return Response(selectors.status_get())
+        return cache.serve(
+            self,
+            request,
+            seconds=settings.API_STATUS_CACHE_SECONDS,
+            build=lambda: Response(selectors.status_get()),
+        )
 
 
 class TradeListView(generics.ListAPIView):
+    """Fills, newest first. Cached per process (each URL apart: filters, pages) until the next
+    fill or strategy rename, and API_RESPONSE_CACHE_SECONDS (30) at most."""
+
     serializer_class = TradeSerializer
+
+    def stamp_keys(self) -> list[str]:
+        return [cache.stamp_key(cache.TRADES)]
+
+    def get(self, request, *args, **kwargs):
+        return cache.serve(
+            self,
+            request,
+            seconds=settings.API_RESPONSE_CACHE_SECONDS,
+            build=lambda: self.list(request, *args, **kwargs),
+        )
 
     def get_queryset(self):
         trades = selectors.trades_list().select_related("order__strategy_config")

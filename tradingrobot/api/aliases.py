@@ -18,11 +18,11 @@ from marketdata.models import Timeframe
 from streaming.events import iso_utc
 from trading import selectors as trading_selectors
 from trading import services as trading_services
+from trading.api.views import StatusView
 from trading.exceptions import UnknownSymbol
 from trading.models import ApiKey, OrderSide, OrderSource, OrderType, TimeInForce
 from tradingrobot.api.permissions import HasTradeScope
 from tradingrobot.api.selectors import ohlcv_rows, portfolio_payload
-from tradingrobot.api.views import CachedStatusView
 
 SYMBOL = re.compile(r"^[A-Za-z0-9.\-]{1,16}$")
 
@@ -52,7 +52,7 @@ def _actor(request) -> str:
     return getattr(request.user, "username", "") or "api"
 
 
-class AliasStatusView(AliasErrorMixin, CachedStatusView):
+class AliasStatusView(AliasErrorMixin, StatusView):
     """GET /api/status: the same body as GET /api/v1/status."""
 
 

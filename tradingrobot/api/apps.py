@@ -9,31 +9,35 @@ class ApiConfig(AppConfig):
     verbose_name = "HTTP API"
 
     def ready(self) -> None:
-        from django.db import transaction
         from django.db.models.signals import post_delete, post_save
 
-        from trading.models import KillSwitch, Order, TradingSession
-        from tradingrobot.api.views import status_cache_clear
-
-        # The cached GET /status must not outlive a halt, a session change or a new order, in
-        # whichever process (web, worker, admin) it happens; the TTL bounds everything else.
-        # Now (the same transaction reads its own writes) and again after commit (a concurrent
-        # request may have re-cached the old state in between).
-        def clear(sender, **kwargs) -> None:
-            status_cache_clear()
-            transaction.on_commit(status_cache_clear)
-
-        from trading.models import ApiKey
+        from strategies.models import StrategyConfig
+        from trading.models import ApiKey, KillSwitch, Order, Trade, TradingSession
+        from tradingrobot.api import cache
         from tradingrobot.api.authentication import verified_keys_clear
+
+        # Cached answers must not outlive the rows they show, in whichever process (web, worker,
+        # admin) those change: a halt, a session change or a new order (GET status), a fill or
+        # a renamed strategy (GET trades). See tradingrobot.api.cache.
+        invalidates = {
+            KillSwitch: (cache.STATUS,),
+            TradingSession: (cache.STATUS,),
+            Order: (cache.STATUS,),
+            Trade: (cache.TRADES,),
+            StrategyConfig: (cache.TRADES,),
+        }
+        for model, names in invalidates.items():
+
+            def bump(sender, names=names, **kwargs) -> None:
+                cache.bump_on_commit(*names)
+
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    bump, sender=model, weak=False, dispatch_uid=f"api-cache-{model.__name__}"
+                )
 
         def forget_keys(sender, **kwargs) -> None:
             verified_keys_clear()
 
         post_save.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache")
         post_delete.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache-d")
-
-        for model in (KillSwitch, TradingSession, Order):
-            post_save.connect(clear, sender=model, dispatch_uid=f"status-cache-{model.__name__}")
-            post_delete.connect(
-                clear, sender=model, dispatch_uid=f"status-cache-d-{model.__name__}"
-            )

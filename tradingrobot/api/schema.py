@@ -322,7 +322,7 @@ def document_views() -> None:
     from trading.api.serializers import OrderSerializer
     from trading.api.views import StatusView
     from tradingrobot.api import aliases
-    from tradingrobot.api.views import CachedStatusView, DashboardOverviewView, HealthView
+    from tradingrobot.api.views import DashboardOverviewView, HealthView
 
     class TradeOk(serializers.Serializer):
         status = serializers.ChoiceField(choices=["ok"])
@@ -332,7 +332,7 @@ def document_views() -> None:
         summary="Robot status: session, kill switch, market clock",
         responses=StatusSerializer,
     )
-    for view in (StatusView, CachedStatusView, aliases.AliasStatusView):
+    for view in (StatusView, aliases.AliasStatusView):
         extend_schema_view(get=status)(view)
     extend_schema_view(
         get=extend_schema(

@@ -7,7 +7,6 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.cache.backends.redis import RedisCacheClient
 from rest_framework.throttling import BaseThrottle
 
 from trading.models import ApiKey
@@ -32,8 +31,9 @@ class KeyRateThrottle(BaseThrottle):
 
     A fixed-window counter in the cache (Redis): one counter per identity and window, so a
     request costs one round trip, not a read-modify-write of a timestamp list as DRF's
-    SimpleRateThrottle does. If the cache fails, the request is let through and the failure
-    logged (at most every 10 s): a rate limit is not worth an outage.
+    SimpleRateThrottle does; a cached read's version stamps ride along in it. If the cache
+    fails, the request is let through and the failure logged (at most every 10 s): a rate
+    limit is not worth an outage.
     """
 
     def __init__(self) -> None:
@@ -55,11 +55,17 @@ class KeyRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"throttle:{self.ident_for(request)}:{period}:{window}"
+        # A cached GET checks its answer against version stamps right after this: they come
+        # back in the same round trip (tradingrobot.api.cache.serve picks them up).
+        stamp_keys = getattr(view, "stamp_keys", None)
+        read_ahead = stamp_keys() if stamp_keys is not None and request.method == "GET" else []
         try:
-            used = _increment(key, timeout=period + 1)
+            used, values = _count(key, timeout=period + 1, read_ahead=read_ahead)
         except Exception:  # noqa: BLE001 - any cache failure: fail open
             _warn_cache_down()
             return True
+        if read_ahead:
+            request.read_ahead = values
         if used > count:
             self._wait = (window + 1) * period - now
             return False
@@ -69,23 +75,20 @@ class KeyRateThrottle(BaseThrottle):
         return self._wait
 
 
-def _increment(key: str, *, timeout: int) -> int:
-    """Count one request in the window's counter: one Redis round trip (SET NX + INCR in a
-    pipeline) on the Redis cache, the portable add/incr pair on any other backend."""
-    redis_cache = getattr(cache, "_cache", None)
-    if isinstance(redis_cache, RedisCacheClient):
-        full_key = cache.make_and_validate_key(key)
-        pipe = redis_cache.get_client(full_key, write=True).pipeline(transaction=False)
-        pipe.set(full_key, 0, ex=timeout, nx=True)
-        pipe.incr(full_key)
-        return int(pipe.execute()[1])
+def _count(key: str, *, timeout: int, read_ahead: list[str]) -> tuple[int, dict]:
+    """Count one request in the window's counter and read the `read_ahead` keys: one Redis
+    round trip on our Redis cache (tradingrobot.cache), the portable calls on any other."""
+    if hasattr(cache, "count_and_get_many"):
+        return cache.count_and_get_many(key, timeout=timeout, keys=read_ahead)
     if cache.add(key, 0, timeout=timeout):
-        return cache.incr(key)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=timeout)
-        return 1
+        used = cache.incr(key)
+    else:
+        try:
+            used = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=timeout)
+            used = 1
+    return used, cache.get_many(read_ahead) if read_ahead else {}
 
 
 def _warn_cache_down() -> None:

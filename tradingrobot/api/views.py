@@ -1,18 +1,11 @@
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-
-from trading.api.views import StatusView
-
-logger = logging.getLogger(__name__)
 
 
 def _check_database() -> dict:
@@ -79,42 +72,3 @@ class DashboardOverviewView(APIView):
         from tradingrobot.api.selectors import overview_get
 
         return Response(overview_get())
-
-
-STATUS_CACHE_KEY = "api:status"
-
-
-def status_cache_clear() -> None:
-    try:
-        cache.delete(STATUS_CACHE_KEY)
-    except Exception:  # noqa: BLE001 - a cache outage only means the next read recomputes
-        logger.warning("could not clear the cached status", exc_info=True)
-
-
-class CachedStatusView(StatusView):
-    """GET /status, computed at most once per API_STATUS_CACHE_SECONDS across all processes.
-
-    Auth, scope and throttling still run on every request; only the body is shared. Saves of
-    the kill switch, sessions and orders clear it (tradingrobot.api.apps), so a halt or a new
-    order shows at once; new bars show within the interval (1 s by default). Without the cache
-    (Redis down) the status is computed on each request.
-    """
-
-    def get(self, request):
-        seconds = settings.API_STATUS_CACHE_SECONDS
-        if seconds <= 0:
-            return super().get(request)
-        try:
-            body = cache.get(STATUS_CACHE_KEY)
-        except Exception:  # noqa: BLE001
-            body = None
-        if body is None:
-            response = super().get(request)
-            if response.status_code != 200:
-                return response
-            body = response.data
-            try:
-                cache.set(STATUS_CACHE_KEY, body, timeout=seconds)
-            except Exception:  # noqa: BLE001
-                pass
-        return Response(body)
