@@ -777,6 +777,7 @@ def _fill_apply(
 
     notional = (qty * price).quantize(SIX)
     # An atomic increment: concurrent fills of other symbols need no lock on the session row.
+    # (No save signal: the order's own save in this transaction refreshes cached status.)
     TradingSession.objects.filter(pk=order.session_id).update(
         cash=F("cash") + (-notional - fee if order.side == OrderSide.BUY else notional - fee)
     )
