@@ -263,6 +263,10 @@ async def test_publish_payload_survives_a_json_round_trip():
         await communicator.disconnect()
 
 
-def test_unknown_event_type_is_refused():
+async def test_unknown_event_type_is_refused():
+    from streaming.publish import publish_many
+
     with pytest.raises(ValueError):
         send_now("gossip", {})
+    with pytest.raises(ValueError):  # one bad event refuses the whole batch, before any send
+        publish_many([(events.ORDER_UPDATE, {}), ("gossip", {})])
