@@ -67,9 +67,28 @@ def bump(*names: str) -> None:
 
 
 def bump_on_commit(*names: str) -> None:
-    """Invalidate now and again once the surrounding transaction commits (see module doc)."""
+    """Invalidate now and again once the surrounding transaction commits (see module doc).
+
+    Outside a transaction the write is already committed: one bump. Inside one, the names wait
+    on the connection and the first after-commit callback bumps them all in one write (an order
+    fill saves several rows; each save registers a callback, so one survives a savepoint
+    rolled back under it, and the later ones find nothing left to do).
+    """
     bump(*names)
-    transaction.on_commit(lambda: bump(*names))
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return
+    pending = connection.__dict__.setdefault("api_cache_pending", set())
+    pending.update(names)
+    transaction.on_commit(lambda: _bump_pending(connection))
+
+
+def _bump_pending(connection) -> None:
+    pending = connection.__dict__.get("api_cache_pending")
+    if pending:
+        names = sorted(pending)
+        pending.clear()
+        bump(*names)
 
 
 def stamp_key(name: str) -> str:
