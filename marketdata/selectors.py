@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -71,12 +74,43 @@ def _clock_at(now: datetime) -> dict:
     }
 
 
+# Set by `one_market_reading`: the readings taken so far, per symbol.
+_reading: ContextVar[dict[str, tuple[Decimal | None, dict]] | None] = ContextVar(
+    "market_reading", default=None
+)
+
+
+@contextmanager
+def one_market_reading() -> Iterator[None]:
+    """Within this block `last_price_and_clock` reads each symbol once.
+
+    One order is checked, priced by the paper broker and stamped against one reading of the
+    market (a bar landing in between would otherwise give its risk check and its fill two
+    different prices), and the reading costs one query instead of two.
+    """
+    token = _reading.set({})
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
 def last_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
     """`last_price(symbol)` and `market_clock()` in one database round trip.
 
     Order submission needs both on every order; under the simulated clock they are two reads
     of the same table, so they are asked together.
     """
+    readings = _reading.get()
+    if readings is not None and symbol in readings:
+        return readings[symbol]
+    answer = _read_price_and_clock(symbol)
+    if readings is not None:
+        readings[symbol] = answer
+    return answer
+
+
+def _read_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
     if settings.MARKET_CLOCK != "simulated":
         return last_price(symbol), market_clock()
     newest = Bar.objects.filter(timeframe="5Min").order_by("-timestamp").values("timestamp")[:1]

@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from marketdata.selectors import last_price_and_clock, one_market_reading
 from streaming import events
 from streaming.publish import publish, publish_many
 from trading import risk, selectors
@@ -314,6 +315,7 @@ def _validate(
         )
 
 
+@one_market_reading()
 def order_submit(
     *,
     symbol: str,
@@ -336,7 +338,6 @@ def order_submit(
     `bypass_halt` is only for the kill switch's own flatten orders.
     """
     from marketdata import calendar
-    from marketdata.selectors import last_price_and_clock
 
     symbol = (symbol or "").upper().strip()
     _validate(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -111,3 +112,28 @@ def test_illegal_transition_raises(ready):
     order = services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order
     with pytest.raises(services.IllegalTransition):
         services.order_transition(order, OrderStatus.NEW)
+
+
+def test_one_order_is_checked_and_filled_against_one_market_reading(ready, monkeypatch):
+    """A bar landing between the risk check and the broker's fill does not move the fill away
+    from the price the risk check approved."""
+    from marketdata.models import Bar
+    from trading import risk
+
+    price = last_price("SPY")
+    checks = risk.check_order
+
+    def check_then_new_bar(**kwargs):
+        checks(**kwargs)
+        newest = Bar.objects.filter(symbol="SPY", timeframe="5Min").latest("timestamp")
+        newest.pk = None
+        newest.timestamp += timedelta(minutes=5)
+        newest.open = newest.high = newest.low = newest.close = price * 2
+        newest.save()
+
+    monkeypatch.setattr(risk, "check_order", check_then_new_bar)
+    order = services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order
+
+    assert order.status == OrderStatus.FILLED
+    assert order.filled_avg_price == price
+    assert last_price("SPY") == price * 2  # the bar did land
