@@ -38,9 +38,7 @@ def publish(type_: str, payload: dict[str, Any]) -> None:
 
 def publish_many(items: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish several events, in this order, after the surrounding transaction commits."""
-    for type_, _payload in items:
-        if type_ not in events.TYPES:
-            raise ValueError(f"unknown event type {type_!r}")
+    _check_types(items)  # now, in the caller, not later in a commit hook
     transaction.on_commit(lambda: send_many_now(items))
 
 
@@ -52,9 +50,7 @@ def send_now(type_: str, payload: dict[str, Any]) -> dict[str, Any] | None:
 def send_many_now(items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any] | None]:
     """Send events immediately, in one Redis round trip; returns their envelopes (None if
     sending failed)."""
-    for type_, _payload in items:
-        if type_ not in events.TYPES:
-            raise ValueError(f"unknown event type {type_!r}")
+    _check_types(items)
     try:
         messages, wire = [], []
         for type_, payload in items:
@@ -73,3 +69,9 @@ def send_many_now(items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any
     except Exception:  # noqa: BLE001 - any Redis failure must not break the caller
         logger.warning("could not publish %s", ", ".join(t for t, _ in items), exc_info=True)
         return [None] * len(items)
+
+
+def _check_types(items: list[tuple[str, dict[str, Any]]]) -> None:
+    for type_, _payload in items:
+        if type_ not in events.TYPES:
+            raise ValueError(f"unknown event type {type_!r}")

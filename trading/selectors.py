@@ -51,17 +51,14 @@ def trading_gate(client_order_id: str | None = None) -> TradingGate:
     running session, read in one round trip: the hot path of every order. Separate reads only
     happen when the id is known (then the order is fetched) or no session runs."""
     switch = KillSwitch.objects.filter(pk=1)
-    session = (
-        TradingSession.objects.filter(status=SessionStatus.RUNNING)
-        .annotate(
-            halted=Subquery(switch.values("engaged")),
-            halt_reason=Subquery(switch.values("reason")),
-            existing_id=Subquery(
-                Order.objects.filter(client_order_id=client_order_id or "").values("id")[:1]
-            ),
-        )
-        .first()
-    )
+    reads = {
+        "halted": Subquery(switch.values("engaged")),
+        "halt_reason": Subquery(switch.values("reason")),
+    }
+    if client_order_id:
+        known = Order.objects.filter(client_order_id=client_order_id).values("id")[:1]
+        reads["existing_id"] = Subquery(known)
+    session = TradingSession.objects.filter(status=SessionStatus.RUNNING).annotate(**reads).first()
     if session is None:
         existing = (
             Order.objects.filter(client_order_id=client_order_id).first()
@@ -70,11 +67,8 @@ def trading_gate(client_order_id: str | None = None) -> TradingGate:
         )
         row = kill_switch_get()
         return TradingGate(existing, halted=row.engaged, halt_reason=row.reason, session=None)
-    existing = (
-        Order.objects.get(pk=session.existing_id)
-        if client_order_id and session.existing_id
-        else None
-    )
+    existing_id = getattr(session, "existing_id", None)
+    existing = Order.objects.get(pk=existing_id) if existing_id else None
     return TradingGate(
         existing,
         halted=bool(session.halted),

@@ -515,10 +515,9 @@ def _claim_send(order: Order, *, refuse_when_halted: bool) -> int | None:
     kill switch is set. One statement: UPDATE ... RETURNING."""
     now = timezone.now()
     connection = transaction.get_connection()
-    fields = {f.name: f for f in Order._meta.concrete_fields}
 
     def param(name, value):
-        return fields[name].get_db_prep_value(value, connection)
+        return Order._meta.get_field(name).get_db_prep_value(value, connection)
 
     halt_clause = (
         f" AND NOT EXISTS (SELECT 1 FROM {KillSwitch._meta.db_table} WHERE engaged)"
