@@ -11,7 +11,8 @@ a fresh thread: with the stock backend every such request opened its own Redis c
 Backends configured alike here share one client, and so one pool, across threads.
 
 `count_and_get_many` counts a request in its rate-limit window and reads the version stamps of
-a cached answer in one Lua command, on connections kept for it (see `_take_connection`).
+a cached answer in one Lua command, and `set_many` without expiry (the stamps' writes) is one
+MSET, both on connections kept for them (see `_take_connection`).
 """
 
 from __future__ import annotations
@@ -69,24 +70,42 @@ class SharedRedisCacheClient(RedisCacheClient):
         self, counter: str, *, timeout: int, keys: list[str]
     ) -> tuple[int, dict[str, Any]]:
         args = (1 + len(keys), counter, *keys, timeout)
-        connection = self._take_connection()
         try:
-            try:
-                connection.send_command("EVALSHA", _COUNT_AND_GET_SHA, *args)
-                reply = connection.read_response()
-            except NoScriptError:  # a restarted Redis forgot it: EVAL caches it again
-                connection.send_command("EVAL", _COUNT_AND_GET_LUA, *args)
-                reply = connection.read_response()
-        except BaseException:
-            connection.disconnect()
-            raise
-        self._idle.append(connection)
+            reply = self._roundtrip("EVALSHA", _COUNT_AND_GET_SHA, *args)
+        except NoScriptError:  # a restarted Redis forgot it: EVAL caches it again
+            reply = self._roundtrip("EVAL", _COUNT_AND_GET_LUA, *args)
         used, *rest = reply
         values = {}
         for key, raw in zip(keys, rest[0] if rest else [], strict=True):
             if raw is not None:
                 values[key] = self._serializer.loads(raw)
         return int(used), values
+
+    def set_many(self, data: dict[str, Any], timeout: int | None) -> None:
+        if timeout is not None:
+            super().set_many(data, timeout)
+            return
+        # Keys without expiry are the API's version stamps, written on every saved order: one
+        # MSET on a kept connection, not a MULTI/EXEC pipeline through the pool.
+        self._roundtrip(
+            "MSET",
+            *(part for key, value in data.items() for part in (key, self._serializer.dumps(value))),
+        )
+
+    def _roundtrip(self, *command: Any) -> Any:
+        """One command on a connection of our own (see _take_connection)."""
+        connection = self._take_connection()
+        try:
+            connection.send_command(*command)
+            reply = connection.read_response()
+        except NoScriptError:
+            self._idle.append(connection)  # a command error: the connection is fine
+            raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        self._idle.append(connection)
+        return reply
 
     def _take_connection(self) -> Any:
         """A connection of our own for count_and_get_many, the one cache call on every API
