@@ -15,7 +15,6 @@ from django.db.models import (
     Func,
     Max,
     Min,
-    Subquery,
     Sum,
     Value,
 )
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from marketdata import calendar
 from marketdata.models import Bar, SymbolFeed
+from tradingrobot import sql
 
 
 def last_price(symbol: str) -> Decimal | None:
@@ -113,12 +113,15 @@ def last_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
 def _read_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
     if settings.MARKET_CLOCK != "simulated":
         return last_price(symbol), market_clock()
-    newest = Bar.objects.filter(timeframe="5Min").order_by("-timestamp").values("timestamp")[:1]
-    row = (
-        Bar.objects.filter(symbol=symbol, timeframe="5Min")
-        .order_by("-timestamp")
-        .values_list("close", Subquery(newest))
-        .first()
+    # Hand-written: every order reads this (see tradingrobot.sql).
+    table, close, stamp = map(sql.quote, (Bar._meta.db_table, "close", "timestamp"))
+    newest = f"SELECT {stamp} FROM {table} WHERE timeframe = %s ORDER BY {stamp} DESC LIMIT 1"
+    # Qualified: PostgreSQL would take a bare ORDER BY name for the subquery's output column.
+    row = sql.select_one(
+        f"SELECT b.{close}, ({newest}) AS newest FROM {table} b "
+        f"WHERE b.symbol = %s AND b.timeframe = %s ORDER BY b.{stamp} DESC LIMIT 1",
+        ["5Min", symbol, "5Min"],
+        sql.fields_of(Bar, "close", "timestamp"),
     )
     if row is None:
         return None, market_clock()

@@ -24,6 +24,7 @@ from trading.models import (
     Position,
     TradingSession,
 )
+from tradingrobot import sql
 
 ZERO = Decimal("0")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -151,6 +152,29 @@ def _reserved_cash(open_orders: list[tuple], price_of) -> Decimal:
     return total
 
 
+# Every order reads these two: hand-written SQL (see tradingrobot.sql).
+def _open_orders(session_id: int) -> list[tuple]:
+    """(symbol, side, qty, filled_qty, limit_price) of the session's open orders."""
+    names = ("symbol", "side", "qty", "filled_qty", "limit_price")
+    statuses = sorted(OPEN_STATUSES)
+    return sql.select(
+        f"SELECT {', '.join(map(sql.quote, names))} FROM {sql.quote(Order._meta.db_table)} "
+        f"WHERE session_id = %s AND status IN ({', '.join(['%s'] * len(statuses))})",
+        [session_id, *statuses],
+        sql.fields_of(Order, *names),
+    )
+
+
+def _held(session_id: int, symbol: str) -> Decimal:
+    row = sql.select_one(
+        f"SELECT qty FROM {sql.quote(Position._meta.db_table)} "
+        "WHERE session_id = %s AND symbol = %s",
+        [session_id, symbol],
+        sql.fields_of(Position, "qty"),
+    )
+    return row[0] if row else ZERO
+
+
 def check_order(
     *,
     session: TradingSession,
@@ -189,11 +213,7 @@ def check_order(
         )
     # One read of the session's open orders serves the open-order count, the symbol's
     # pending quantity and the cash reserved by open buys.
-    open_orders = list(
-        Order.objects.filter(session=session, status__in=OPEN_STATUSES).values_list(
-            "symbol", "side", "qty", "filled_qty", "limit_price"
-        )
-    )
+    open_orders = _open_orders(session.pk)
     if limits.max_open_orders is not None and len(open_orders) >= limits.max_open_orders:
         raise RiskLimitExceeded(
             f"{len(open_orders)} orders are open; the limit is {limits.max_open_orders}",
@@ -201,11 +221,7 @@ def check_order(
             details={"open_orders": len(open_orders), "limit": limits.max_open_orders},
         )
 
-    held = (
-        Position.objects.filter(session=session, symbol=symbol)
-        .values_list("qty", flat=True)
-        .first()
-    ) or ZERO
+    held = _held(session.pk, symbol)
     # Open orders count as if filled: ten resting buys cannot each pass the limit alone.
     pending = sum(
         (

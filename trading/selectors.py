@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet, Subquery, Sum
+from django.db.models import QuerySet, Sum
 
 from trading.brokers.base import BrokerOrder
 from trading.models import (
@@ -17,6 +17,7 @@ from trading.models import (
     Trade,
     TradingSession,
 )
+from tradingrobot import sql
 
 ZERO = Decimal("0")
 
@@ -48,32 +49,63 @@ class TradingGate:
 
 def trading_gate(client_order_id: str | None = None) -> TradingGate:
     """The order already stored under `client_order_id` (if any), the kill switch and the
-    running session, read in one round trip: the hot path of every order. Separate reads only
-    happen when the id is known (then the order is fetched) or no session runs."""
-    switch = KillSwitch.objects.filter(pk=1)
-    reads = {
-        "halted": Subquery(switch.values("engaged")),
-        "halt_reason": Subquery(switch.values("reason")),
-    }
-    if client_order_id:
-        known = Order.objects.filter(client_order_id=client_order_id).values("id")[:1]
-        reads["existing_id"] = Subquery(known)
-    session = TradingSession.objects.filter(status=SessionStatus.RUNNING).annotate(**reads).first()
-    if session is None:
+    running session, read in one round trip: the hot path of every order (hand-written SQL,
+    see tradingrobot.sql). Separate reads only happen when the id is known (then the order is
+    fetched) or no session runs."""
+    quote = sql.quote
+    session_fields = TradingSession._meta.concrete_fields
+    known = (
+        f"(SELECT id FROM {quote(Order._meta.db_table)} WHERE client_order_id = %s)"
+        if client_order_id
+        else "NULL"
+    )
+    params = [client_order_id] if client_order_id else []
+    row = sql.select_one(
+        f"SELECT {sql.columns(TradingSession, 's')}, k.engaged, k.reason, {known} "
+        f"FROM {quote(TradingSession._meta.db_table)} s "
+        f"LEFT JOIN {quote(KillSwitch._meta.db_table)} k ON k.id = 1 "
+        "WHERE s.status = %s ORDER BY s.started_at DESC LIMIT 1",
+        [*params, SessionStatus.RUNNING],
+        [*session_fields, *sql.fields_of(KillSwitch, "engaged", "reason"), Order._meta.pk],
+    )
+    if row is None:
         existing = (
             Order.objects.filter(client_order_id=client_order_id).first()
             if client_order_id
             else None
         )
-        row = kill_switch_get()
-        return TradingGate(existing, halted=row.engaged, halt_reason=row.reason, session=None)
-    existing_id = getattr(session, "existing_id", None)
+        switch = kill_switch_get()
+        return TradingGate(existing, halted=switch.engaged, halt_reason=switch.reason, session=None)
+    session = sql.instance_from_row(TradingSession, row[: len(session_fields)])
+    halted, halt_reason, existing_id = row[len(session_fields) :]
     existing = Order.objects.get(pk=existing_id) if existing_id else None
     return TradingGate(
-        existing,
-        halted=bool(session.halted),
-        halt_reason=session.halt_reason or "",
-        session=session,
+        existing, halted=bool(halted), halt_reason=halt_reason or "", session=session
+    )
+
+
+def order_lock(order_id) -> Order:
+    """The order, its row locked until the caller's transaction ends (the fill's hot path:
+    hand-written SQL, see tradingrobot.sql). Raises Order.DoesNotExist."""
+    order = sql.instance(
+        Order,
+        f"SELECT {sql.columns(Order)} FROM {sql.quote(Order._meta.db_table)} "
+        f"WHERE id = %s{sql.for_update()}",
+        [sql.db_value(Order, "id", order_id)],
+    )
+    if order is None:
+        raise Order.DoesNotExist(f"no order {order_id}")
+    return order
+
+
+def position_lock(session_id: int, symbol: str) -> Position | None:
+    """The session's position in `symbol`, its row locked until the caller's transaction
+    ends, or None when it has none yet."""
+    return sql.instance(
+        Position,
+        f"SELECT {sql.columns(Position)} FROM {sql.quote(Position._meta.db_table)} "
+        f"WHERE session_id = %s AND symbol = %s{sql.for_update()}",
+        [session_id, symbol],
     )
 
 

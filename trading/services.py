@@ -30,7 +30,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from marketdata.selectors import last_price_and_clock, one_market_reading
@@ -69,6 +68,7 @@ from trading.models import (
     Trade,
     TradingSession,
 )
+from tradingrobot import sql
 
 logger = logging.getLogger(__name__)
 
@@ -682,7 +682,7 @@ def order_record_broker_state(
     `market_time` is the market clock's reading, when the caller has it at hand.
     """
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
+        order = selectors.order_lock(order_id)
         locally_canceled = order.status == OrderStatus.CANCELED and not order.broker_order_id
         if locally_canceled and (state.status != OrderStatus.CANCELED or state.filled_qty > 0):
             repair = repair or (
@@ -727,7 +727,7 @@ def order_record_broker_state(
             order.reject_reason = state.reject_reason[:255]
         if target in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.canceled_at is None:
             order.canceled_at = timezone.now()
-        order.save()
+        sql.save_existing(order)
         publish_many([*fill_events, (events.ORDER_UPDATE, _order_event(order, repair))])
     return order
 
@@ -751,9 +751,11 @@ def _fill_apply(
 ) -> list[tuple[str, dict]]:
     """Record one fill (trade row, position, session cash) in the caller's transaction;
     returns the trade and position events for the caller to publish with the order's."""
-    position, _ = Position.objects.select_for_update().get_or_create(
-        session_id=order.session_id, symbol=order.symbol, defaults={"last_price": price}
-    )
+    position = selectors.position_lock(order.session_id, order.symbol)
+    if position is None:
+        position, _ = Position.objects.select_for_update().get_or_create(
+            session_id=order.session_id, symbol=order.symbol, defaults={"last_price": price}
+        )
     signed = qty if order.side == OrderSide.BUY else -qty
     old_qty, old_avg = position.qty, position.avg_entry_price
     realized = ZERO
@@ -773,13 +775,13 @@ def _fill_apply(
     position.qty = new_qty
     position.last_price = price
     position.realized_pnl += realized
-    position.save()
+    sql.save_existing(position)
 
     notional = (qty * price).quantize(SIX)
     # An atomic increment: concurrent fills of other symbols need no lock on the session row.
     # (No save signal: the order's own save in this transaction refreshes cached status.)
-    TradingSession.objects.filter(pk=order.session_id).update(
-        cash=F("cash") + (-notional - fee if order.side == OrderSide.BUY else notional - fee)
+    _session_cash_add(
+        order.session_id, -notional - fee if order.side == OrderSide.BUY else notional - fee
     )
 
     trade = Trade.objects.create(
@@ -810,6 +812,18 @@ def _fill_apply(
         (events.TRADE_UPDATE, selectors.trade_payload(trade)),
         (events.POSITION_UPDATE, selectors.position_payload(position)),
     ]
+
+
+def _session_cash_add(session_id: int, amount: Decimal) -> None:
+    """Add `amount` to the session's cash in one statement (hand-written: every fill runs it,
+    see tradingrobot.sql)."""
+    cash = TradingSession._meta.get_field("cash")
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {sql.quote(TradingSession._meta.db_table)} SET cash = cash + %s WHERE id = %s",
+            [cash.get_db_prep_save(amount, connection), session_id],
+        )
 
 
 # --- after each collection: queued orders, resting paper orders, day-order expiry -----------------
