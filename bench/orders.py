@@ -53,6 +53,17 @@ def drop_postgres_db(admin: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def forget_redis_keys(url: str, prefix: str) -> None:
+    """Delete what the run left in a Redis it did not start (event sequences, cache stamps)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000)
@@ -68,8 +79,8 @@ def main() -> int:
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ["ALLOWED_HOSTS"] = "testserver"
     os.environ["API_THROTTLE_RATE"] = "1000000/minute"
-    os.environ.setdefault("CHANNELS_PREFIX", f"bench{os.getpid()}")
-    os.environ.setdefault("CACHE_PREFIX", f"bench{os.getpid()}")
+    # One prefix for both, so the run's keys can be deleted afterwards.
+    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = f"bench{os.getpid()}"
     pg_admin = pg_name = None
     if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         url, pg_admin = make_postgres_db(os.environ["DATABASE_URL"])
@@ -92,6 +103,8 @@ def main() -> int:
         connections.close_all()
         if redis is not None:
             redis.stop()
+        else:
+            forget_redis_keys(os.environ["REDIS_URL"], os.environ["CACHE_PREFIX"])
         if pg_name:
             drop_postgres_db(pg_admin, pg_name)
         tmp.cleanup()
