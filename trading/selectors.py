@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -84,7 +85,7 @@ def trading_gate(client_order_id: str | None = None) -> TradingGate:
     )
 
 
-def order_lock(order_id) -> Order:
+def order_lock(order_id: uuid.UUID | str) -> Order:
     """The order, its row locked until the caller's transaction ends (the fill's hot path:
     hand-written SQL, see tradingrobot.sql). Raises Order.DoesNotExist."""
     order = sql.instance(

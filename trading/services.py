@@ -514,30 +514,23 @@ def _claim_send(order: Order, *, refuse_when_halted: bool) -> int | None:
     another sender holds the lease, the order is no longer pending_submit, or (if asked) the
     kill switch is set. One statement: UPDATE ... RETURNING."""
     now = timezone.now()
-    connection = transaction.get_connection()
-
-    def param(name, value):
-        return Order._meta.get_field(name).get_db_prep_value(value, connection)
-
+    table, killswitch = sql.quote(Order._meta.db_table), sql.quote(KillSwitch._meta.db_table)
     halt_clause = (
-        f" AND NOT EXISTS (SELECT 1 FROM {KillSwitch._meta.db_table} WHERE engaged)"
-        if refuse_when_halted
-        else ""
+        f" AND NOT EXISTS (SELECT 1 FROM {killswitch} WHERE engaged)" if refuse_when_halted else ""
     )
-    with connection.cursor() as cursor:
+    lease_until = now + timedelta(seconds=settings.ORDER_SEND_LEASE_SECONDS)
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Order._meta.db_table} "
+            f"UPDATE {table} "
             "SET submit_attempts = submit_attempts + 1, send_lease_until = %s "
             "WHERE id = %s AND status = %s "
             "AND (send_lease_until IS NULL OR send_lease_until < %s)"
             f"{halt_clause} RETURNING submit_attempts",
             [
-                param(
-                    "send_lease_until", now + timedelta(seconds=settings.ORDER_SEND_LEASE_SECONDS)
-                ),
-                param("id", order.pk),
+                sql.db_value(Order, "send_lease_until", lease_until),
+                sql.db_value(Order, "id", order.pk),
                 OrderStatus.PENDING_SUBMIT,
-                param("send_lease_until", now),
+                sql.db_value(Order, "send_lease_until", now),
             ],
         )
         row = cursor.fetchone()
@@ -817,12 +810,10 @@ def _fill_apply(
 def _session_cash_add(session_id: int, amount: Decimal) -> None:
     """Add `amount` to the session's cash in one statement (hand-written: every fill runs it,
     see tradingrobot.sql)."""
-    cash = TradingSession._meta.get_field("cash")
-    connection = transaction.get_connection()
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(
             f"UPDATE {sql.quote(TradingSession._meta.db_table)} SET cash = cash + %s WHERE id = %s",
-            [cash.get_db_prep_save(amount, connection), session_id],
+            [sql.db_value(TradingSession, "cash", amount), session_id],
         )
 
 

@@ -42,11 +42,11 @@ def _column_converters(connection: BaseDatabaseWrapper, fields: Sequence[models.
     return found
 
 
-def select(sql: str, params: Sequence[Any], fields: Sequence[models.Field]) -> list[tuple]:
+def select(statement: str, params: Sequence[Any], fields: Sequence[models.Field]) -> list[tuple]:
     """Run a SELECT whose columns hold the values of `fields`, converted as the ORM would."""
     connection = transaction.get_connection()
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         rows = cursor.fetchall()
     converters = _column_converters(connection, fields)
     if not converters or not rows:
@@ -61,8 +61,10 @@ def select(sql: str, params: Sequence[Any], fields: Sequence[models.Field]) -> l
     return converted
 
 
-def select_one(sql: str, params: Sequence[Any], fields: Sequence[models.Field]) -> tuple | None:
-    rows = select(sql, params, fields)
+def select_one(
+    statement: str, params: Sequence[Any], fields: Sequence[models.Field]
+) -> tuple | None:
+    rows = select(statement, params, fields)
     return rows[0] if rows else None
 
 
@@ -80,9 +82,9 @@ def for_update() -> str:
     return " FOR UPDATE" if transaction.get_connection().features.has_select_for_update else ""
 
 
-def instance(model: type[models.Model], sql: str, params: Sequence[Any]):
+def instance(model: type[models.Model], statement: str, params: Sequence[Any]):
     """The `model` row a `SELECT <columns(model)> ...` returns first, or None."""
-    row = select_one(sql, params, model._meta.concrete_fields)
+    row = select_one(statement, params, model._meta.concrete_fields)
     return None if row is None else instance_from_row(model, row)
 
 
