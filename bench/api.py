@@ -247,6 +247,9 @@ def main() -> None:
         "SECURE_SSL_REDIRECT": "false",
         "API_THROTTLE_RATE": "100000000/minute",  # throttling runs, never refuses
         "LOG_LEVEL": "WARNING",
+        # One prefix of its own, so the run's keys can be deleted afterwards.
+        "CACHE_PREFIX": f"bench-api{os.getpid()}",
+        "CHANNELS_PREFIX": f"bench-api{os.getpid()}",
     }
     bench_db = _throwaway_database(env)
     redis = None
@@ -266,6 +269,10 @@ def main() -> None:
     finally:
         if redis is not None:
             redis.stop()
+        else:
+            from redis_keys import forget_redis_keys
+
+            forget_redis_keys(env["REDIS_URL"], env["CACHE_PREFIX"])
         if bench_db:
             import psycopg
 

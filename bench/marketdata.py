@@ -78,8 +78,8 @@ def main() -> None:
     os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + f"/{BENCH_DB}"
     var_dir = Path(tempfile.mkdtemp(prefix="bench-md-"))
     os.environ["VAR_DIR"] = str(var_dir)
-    os.environ.setdefault("CACHE_PREFIX", "bench-md")
-    os.environ.setdefault("CHANNELS_PREFIX", "bench-md")
+    # One prefix of its own, so the run's keys can be deleted afterwards.
+    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = f"bench-md{os.getpid()}"
     os.environ["LOG_LEVEL"] = "ERROR"
     # The bench measures cached reads; 2,000 requests in seconds would trip the per-key limit.
     os.environ["API_THROTTLE_RATE"] = "1000000/minute"
@@ -98,6 +98,10 @@ def main() -> None:
         connections.close_all()
         if redis is not None:
             redis.stop()
+        else:
+            from redis_keys import forget_redis_keys
+
+            forget_redis_keys(os.environ["REDIS_URL"], os.environ["CACHE_PREFIX"])
         _admin(server, f"DROP DATABASE IF EXISTS {BENCH_DB}")
     print(json.dumps(result))
 

@@ -53,17 +53,6 @@ def drop_postgres_db(admin: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def forget_redis_keys(url: str, prefix: str) -> None:
-    """Delete what the run left in a Redis it did not start (event sequences, cache stamps)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
-    client.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000)
@@ -104,6 +93,8 @@ def main() -> int:
         if redis is not None:
             redis.stop()
         else:
+            from redis_keys import forget_redis_keys
+
             forget_redis_keys(os.environ["REDIS_URL"], os.environ["CACHE_PREFIX"])
         if pg_name:
             drop_postgres_db(pg_admin, pg_name)
