@@ -141,3 +141,35 @@ def test_concurrent_retries_of_one_pending_order_send_it_once(monkeypatch):
     assert Trade.objects.count() == 1
     order.refresh_from_db()
     assert order.status == "filled"
+
+
+def test_concurrent_fills_of_one_symbol_book_every_share_and_every_dollar():
+    """Twelve market orders at once, buys and sells of SPY and buys of QQQ: each fill takes
+    its position's row lock and adds to the session's cash atomically, so none is lost."""
+    from marketdata.selectors import last_price
+    from marketdata.services import bars_collect
+    from trading.models import OrderStatus, Position, TradingSession
+
+    session = services.session_ensure_running()
+    bars_collect()
+    services.order_submit(symbol="SPY", side="buy", qty=Decimal("10"), client_order_id="seed")
+    start_cash = TradingSession.objects.get(pk=session.pk).cash
+    spy, qqq = last_price("SPY"), last_price("QQQ")
+    orders = [("SPY", "buy", "3")] * 5 + [("SPY", "sell", "2")] * 4 + [("QQQ", "buy", "1")] * 3
+
+    def submit(i, symbol, side, qty):
+        return lambda: services.order_submit(
+            symbol=symbol, side=side, qty=Decimal(qty), client_order_id=f"fill-{i}"
+        )
+
+    errors = _run_threads([submit(i, *order) for i, order in enumerate(orders)])
+
+    assert errors == []
+    filled = Order.objects.filter(client_order_id__startswith="fill-", status=OrderStatus.FILLED)
+    assert filled.count() == 12
+    assert Trade.objects.filter(order__in=filled).count() == 12
+    held = dict(Position.objects.filter(session=session).values_list("symbol", "qty"))
+    assert held == {"SPY": Decimal("10") + 5 * 3 - 4 * 2, "QQQ": Decimal("3")}
+    # No slippage or fee by default: cash moves by exactly the notional of every fill.
+    spent = 5 * 3 * spy - 4 * 2 * spy + 3 * qqq
+    assert TradingSession.objects.get(pk=session.pk).cash == start_cash - spent
