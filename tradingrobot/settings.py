@@ -238,6 +238,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "trading.models.OrderStatus",
+        "TimeframeEnum": "marketdata.models.Timeframe",
+        "StrategyTimeframeEnum": [("5Min", "5 minutes")],
         "HealthStatusEnum": ["ok", "degraded"],
         "OkStatusEnum": ["ok"],
         "ErrorStatusEnum": ["error"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -22,6 +21,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+
+from marketdata.models import Timeframe
+from trading.models import OrderSide
 
 ERROR_DESCRIPTIONS = {
     "400": "Bad request: a parameter or the body is invalid (details name the fields).",
@@ -297,6 +299,101 @@ class MarketDataSerializer(serializers.Serializer):
     data = OhlcvSerializer(many=True)
 
 
+class FeedAgeFields(serializers.Serializer):
+    """How fresh a symbol's data is (marketdata.selectors.feed_staleness)."""
+
+    age_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Whole seconds since the provider last answered for it."
+    )
+    stale = serializers.BooleanField()
+
+
+class PricePointSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    price = Money(help_text="The bar's close.")
+    timestamp = serializers.DateTimeField(help_text="Bar end, UTC.")
+    open = Money()
+    high = Money()
+    low = Money()
+    close = Money()
+    volume = serializers.IntegerField()
+
+
+class StockDataSymbolSerializer(FeedAgeFields):
+    symbol = serializers.CharField()
+    days = serializers.IntegerField(min_value=1)
+    stock_data = PricePointSerializer(many=True)
+
+
+class MarketDataPageSerializer(FeedAgeFields):
+    symbol = serializers.CharField()
+    timeframe = serializers.ChoiceField(choices=Timeframe.choices)
+    count = serializers.IntegerField(min_value=0)
+    data = OhlcvSerializer(many=True, help_text="Oldest first.")
+
+
+class CandleSerializer(serializers.Serializer):
+    time = serializers.IntegerField(help_text="Bar start, seconds since the epoch (UTC).")
+    timestamp = serializers.DateTimeField(help_text="Bar start, UTC.")
+    open = serializers.FloatField()
+    high = serializers.FloatField()
+    low = serializers.FloatField()
+    close = serializers.FloatField()
+    volume = serializers.IntegerField()
+
+
+class ChartDataSerializer(FeedAgeFields):
+    symbol = serializers.CharField()
+    timeframe = serializers.ChoiceField(choices=Timeframe.choices)
+    days = serializers.IntegerField(min_value=1)
+    candles = CandleSerializer(many=True)
+
+
+class SessionPerformanceSerializer(serializers.Serializer):
+    """The WebSocket `performance_update` payload (trading.selectors.performance_get)."""
+
+    session_id = serializers.IntegerField(allow_null=True)
+    equity = Money()
+    cash = Money()
+    starting_equity = Money(required=False, help_text="Absent when there is no session.")
+    total_return = serializers.FloatField(allow_null=True, help_text="0.05 is +5%.")
+    realized_pnl = Money()
+    unrealized_pnl = Money(required=False)
+    trades = serializers.IntegerField(min_value=0, required=False)
+
+
+class TradePayloadSerializer(serializers.Serializer):
+    """The WebSocket `trade_update` payload (trading.selectors.trade_payload)."""
+
+    id = serializers.IntegerField()
+    order_id = serializers.UUIDField()
+    session_id = serializers.IntegerField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=OrderSide.choices)
+    qty = Money()
+    price = Money()
+    fee = Money()
+    realized_pnl = Money()
+    executed_at = serializers.DateTimeField()
+
+
+class EquityPointSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    equity = Money()
+
+
+class StrategyStateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    plugin = serializers.CharField()
+    symbols = serializers.ListField(child=serializers.CharField())
+    enabled = serializers.BooleanField()
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_signal = serializers.DictField(
+        help_text="The last signal per symbol, as the plugin gave it."
+    )
+    last_error = serializers.CharField(allow_blank=True)
+
+
 class StopTradingOkSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok"])
     halted = serializers.BooleanField()
@@ -328,6 +425,15 @@ def document_views() -> None:
         status = serializers.ChoiceField(choices=["ok"])
         order = OrderSerializer()
 
+    class DashboardSnapshotSerializer(serializers.Serializer):
+        status = StatusSerializer()
+        performance = SessionPerformanceSerializer()
+        positions = PositionPayloadSerializer(many=True)
+        open_orders = OrderSerializer(many=True, help_text="The newest 100.")
+        trades = TradePayloadSerializer(many=True, help_text="The newest 50, newest first.")
+        equity_curve = EquityPointSerializer(many=True, help_text="Up to 500, oldest first.")
+        strategies = StrategyStateSerializer(many=True)
+
     status = extend_schema(
         summary="Robot status: session, kill switch, market clock",
         responses=StatusSerializer,
@@ -341,47 +447,45 @@ def document_views() -> None:
             operation_id="stock_data_latest",
         )
     )(StockDataView)
-    # Market-data and dashboard reads return JSON built in their views: documented as objects
-    # (with their query parameters) until they get response serializers of their own.
+    # Market-data and dashboard reads build their JSON in the views: their shapes are
+    # documented here (schemathesis checks every answer against them).
     symbol_param = OpenApiParameter("symbol", str, OpenApiParameter.PATH)
-    for view, summary, operation_id, parameters in (
+    timeframe_param = OpenApiParameter("timeframe", str, enum=Timeframe.values)
+    for view, summary, operation_id, parameters, response in (
         (
             StockDataSymbolView,
             "Price history of one symbol (?days=)",
             "stock_data_symbol",
             [symbol_param, OpenApiParameter("days", int)],
+            StockDataSymbolSerializer,
         ),
         (
             MarketDataView,
             "OHLCV bars (?symbol=&timeframe=&limit=)",
             "market_data_query",
-            [
-                OpenApiParameter("symbol", str),
-                OpenApiParameter("timeframe", str),
-                OpenApiParameter("limit", int),
-            ],
+            [OpenApiParameter("symbol", str), timeframe_param, OpenApiParameter("limit", int)],
+            MarketDataPageSerializer,
         ),
         (
             MarketDataSymbolView,
             "OHLCV bars of one symbol",
             "market_data_symbol",
-            [symbol_param, OpenApiParameter("timeframe", str), OpenApiParameter("limit", int)],
+            [symbol_param, timeframe_param, OpenApiParameter("limit", int)],
+            MarketDataPageSerializer,
         ),
         (
             ChartDataView,
             "Candles for charts (?symbol=&timeframe=&days=)",
             "chart_data",
-            [
-                OpenApiParameter("symbol", str),
-                OpenApiParameter("timeframe", str),
-                OpenApiParameter("days", int),
-            ],
+            [OpenApiParameter("symbol", str), timeframe_param, OpenApiParameter("days", int)],
+            ChartDataSerializer,
         ),
         (
             DashboardSnapshotView,
             "Everything the dashboard shows, in one read",
             "dashboard_snapshot",
             [],
+            DashboardSnapshotSerializer,
         ),
     ):
         extend_schema_view(
@@ -389,7 +493,7 @@ def document_views() -> None:
                 summary=summary,
                 operation_id=operation_id,
                 parameters=parameters,
-                responses=OpenApiTypes.OBJECT,
+                responses=response,
             )
         )(view)
     extend_schema_view(get=extend_schema(operation_id="strategies_list"))(StrategyListView)
