@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import re
+
 from django.db import models
+
+# What a ticker looks like everywhere a symbol comes in (API, strategies, commands): BRK.B, BF-B.
+SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 
 
 class Timeframe(models.TextChoices):

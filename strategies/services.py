@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
+from marketdata.models import SYMBOL_RE
 from strategies import registry
 from strategies.base import ParamError, Strategy
 from strategies.engine import result_to_dict
@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 
 SUPPORTED_TIMEFRAMES = ("5Min",)  # the only timeframe marketdata collects (and aggregates) today
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 
 
 def _clean_symbols(symbols: Any) -> list[str]:

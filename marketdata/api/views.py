@@ -8,7 +8,6 @@ per request so a dead provider shows up even while the rows come from the cache.
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,10 +16,10 @@ from rest_framework.views import APIView
 
 from marketdata import cache, calendar, selectors
 from marketdata.exceptions import InvalidParameter, UnknownSymbol
+from marketdata.models import SYMBOL_RE
 from streaming.events import iso_utc
 from tradingrobot.api import cache as api_cache
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 MAX_DAYS = 366
 MAX_LIMIT = 5000
 

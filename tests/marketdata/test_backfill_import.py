@@ -58,9 +58,28 @@ def test_backfill_stores_every_session_bar_and_is_idempotent():
     )
 
 
+def test_backfill_takes_symbols_comma_separated_as_backtest_does():
+    call_command(
+        "backfill",
+        "--symbols",
+        "spy,QQQ",
+        "nvda",
+        "--days",
+        "3",
+        "--no-progress",
+        stdout=StringIO(),
+    )
+    assert set(Bar.objects.values_list("symbol", flat=True)) == {"SPY", "QQQ", "NVDA"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--provider", "nope"], "--provider"), (["--days", "0"], "--days")],
+    [
+        (["--provider", "nope"], "--provider"),
+        (["--days", "0"], "--days"),
+        (["--symbols", "SPY;QQQ"], "'SPY;QQQ' is not a ticker symbol"),
+        (["--symbols", ","], "--symbols"),
+    ],
 )
 def test_backfill_rejects_bad_arguments(args, message):
     with pytest.raises(CommandError, match=message):

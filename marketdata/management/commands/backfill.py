@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from marketdata import calendar
+from marketdata.models import SYMBOL_RE
 
 
 class Command(BaseCommand):
@@ -18,7 +19,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--provider", default=None, help="default: MARKETDATA_PROVIDER")
-        parser.add_argument("--symbols", nargs="+", default=None, help="default: PRIMARY_SYMBOLS")
+        parser.add_argument(
+            "--symbols",
+            nargs="+",
+            default=None,
+            help="SPY QQQ or SPY,QQQ (default: PRIMARY_SYMBOLS)",
+        )
         parser.add_argument("--days", type=int, default=30, help="calendar days back (1-3650)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -38,7 +44,15 @@ class Command(BaseCommand):
             source = get_provider(name)
         except Exception as exc:  # noqa: BLE001 - a configuration problem, reported plainly
             raise CommandError(f"provider {name}: {exc}") from exc
-        symbols = [s.upper() for s in (symbols or settings.PRIMARY_SYMBOLS)]
+        symbols = [
+            s.strip().upper()
+            for group in (symbols or settings.PRIMARY_SYMBOLS)
+            for s in group.split(",")
+            if s.strip()
+        ]
+        bad = [s for s in symbols if not SYMBOL_RE.match(s)]
+        if bad or not symbols:
+            raise CommandError(f"--symbols: {bad[0] if bad else '(none)'!r} is not a ticker symbol")
         end = calendar.last_completed_bar_start(calendar.utcnow()) + calendar.BAR
         start = end - timedelta(days=days)
         expected = len(calendar.bar_starts_ns(calendar._ns(start), calendar._ns(end)))
