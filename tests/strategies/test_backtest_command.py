@@ -59,3 +59,21 @@ def test_a_provider_failure_is_a_503_not_a_500(reader, make_config, monkeypatch)
     response = reader.post(f"/api/v1/strategies/{config.pk}/backtest", {"days": 5}, format="json")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "marketdata_unavailable"
+
+
+def test_stored_bars_load_exactly_as_the_provider_gave_them(market):
+    """The database path (epoch seconds, floats) and the provider path agree bar for bar."""
+    import pandas as pd
+
+    from marketdata.providers import get_provider
+    from strategies.selectors import bars_for_backtest
+
+    stored = Bar.objects.filter(symbol="SPY", timeframe="5Min").order_by("timestamp")
+    start, end = stored.first().timestamp, stored.last().timestamp + pd.Timedelta(minutes=5)
+    frame, source = bars_for_backtest("SPY", "5Min", start, end)
+    assert source == "database"
+    fetched = get_provider().fetch_bars("SPY", "5Min", start, end)
+    assert list(frame.index) == [b.timestamp for b in fetched]
+    assert str(frame.index.tz) == "UTC"
+    assert frame["close"].tolist() == [float(b.close) for b in fetched]
+    assert frame["volume"].tolist() == [float(b.volume) for b in fetched]
