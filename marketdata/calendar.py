@@ -43,6 +43,13 @@ def _dt(ns: int) -> datetime:
     return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
 
 
+def datetimes(ns: np.ndarray) -> list[datetime]:
+    """Aware UTC datetimes of nanosecond stamps, many at once (microseconds kept)."""
+    return (
+        pd.DatetimeIndex(np.asarray(ns, dtype="datetime64[ns]"), tz="UTC").to_pydatetime().tolist()
+    )
+
+
 def bar_starts(start: datetime, end: datetime) -> list[datetime]:
     """Every 5-minute bar start t in market hours with start <= t < end."""
     return [_dt(ns) for ns in bar_starts_ns(_ns(start), _ns(end))]

@@ -108,19 +108,30 @@ class SyntheticProvider(BaseProvider):
         path = _path(symbol.upper(), self.seed)
         lo = np.searchsorted(path["ts"], calendar._ns(start), side="left")
         hi = np.searchsorted(path["ts"], calendar._ns(end), side="left")
+        symbol = symbol.upper()
+        # Rounded to cents as text in one vectorized step ("%.2f" rounds as format(v, ".2f")),
+        # then one Decimal per value: a ten-year backfill makes millions of them.
+        prices = {
+            name: np.char.mod("%.2f", path[name][lo:hi]).tolist()
+            for name in ("open", "high", "low", "close")
+        }
+        stamps = calendar.datetimes(path["ts"][lo:hi])
+        volumes = path["volume"][lo:hi].tolist()
         out = []
-        for i in range(lo, hi):
-            o, c = _money(path["open"][i]), _money(path["close"][i])
+        for i, (o, h, lo_, c) in enumerate(
+            zip(prices["open"], prices["high"], prices["low"], prices["close"], strict=True)
+        ):
+            o, c = Decimal(o), Decimal(c)
             out.append(
                 BarData(
-                    symbol=symbol.upper(),
+                    symbol=symbol,
                     timeframe="5Min",
-                    timestamp=calendar._dt(path["ts"][i]),
+                    timestamp=stamps[i],
                     open=o,
-                    high=max(_money(path["high"][i]), o, c),
-                    low=min(_money(path["low"][i]), o, c),
+                    high=max(Decimal(h), o, c),
+                    low=min(Decimal(lo_), o, c),
                     close=c,
-                    volume=int(path["volume"][i]),
+                    volume=int(volumes[i]),
                 )
             )
         return out
