@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CommonMiddleware, so preflights and error responses carry the CORS headers too.
     "corsheaders.middleware.CorsMiddleware",
+    # Before anything reads a parameter into a query: PostgreSQL refuses NUL in text.
+    "tradingrobot.api.middleware.RefuseNulCharacters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -191,8 +193,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON, and the form encoding WordPress's wp_remote_post() sends for an array body.
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
+        "tradingrobot.api.parsers.JSONParser",
+        "tradingrobot.api.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "tradingrobot.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
