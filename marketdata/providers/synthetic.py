@@ -83,13 +83,6 @@ def _path(symbol: str, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-CENT = Decimal("0.01")
-
-
-def _money(value: float) -> Decimal:
-    return Decimal(f"{value:.2f}")
-
-
 class SyntheticProvider(BaseProvider):
     name = "synthetic"
 
@@ -118,18 +111,18 @@ class SyntheticProvider(BaseProvider):
         stamps = calendar.datetimes(path["ts"][lo:hi])
         volumes = path["volume"][lo:hi].tolist()
         out = []
-        for i, (o, h, lo_, c) in enumerate(
+        for i, (open_text, high_text, low_text, close_text) in enumerate(
             zip(prices["open"], prices["high"], prices["low"], prices["close"], strict=True)
         ):
-            o, c = Decimal(o), Decimal(c)
+            o, c = Decimal(open_text), Decimal(close_text)
             out.append(
                 BarData(
                     symbol=symbol,
                     timeframe="5Min",
                     timestamp=stamps[i],
                     open=o,
-                    high=max(Decimal(h), o, c),
-                    low=min(Decimal(lo_), o, c),
+                    high=max(Decimal(high_text), o, c),
+                    low=min(Decimal(low_text), o, c),
                     close=c,
                     volume=int(volumes[i]),
                 )
