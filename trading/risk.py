@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models import F, Sum
 
+from marketdata.models import SYMBOL_RE
 from trading.exceptions import InsufficientBuyingPower, InvalidOrder, RiskLimitExceeded
 from trading.models import (
     OPEN_STATUSES,
@@ -72,9 +73,13 @@ def limits_validate(raw: Any) -> dict[str, Any]:
         if value is None:
             cleaned[key] = None
         elif kind == "symbols":
-            if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 raise bad
-            cleaned[key] = [s.upper().strip() for s in value]
+            # A typo ("SPY QQQ" as one entry) would silently allow nothing: refuse it.
+            symbols = [s.upper().strip() for s in value]
+            if not all(SYMBOL_RE.match(s) for s in symbols):
+                raise bad
+            cleaned[key] = symbols
         elif kind == "decimal":
             if isinstance(value, bool):
                 raise bad

@@ -193,6 +193,8 @@ def test_sessions_start_stop_and_list(ready, trader, reader):
         {"risk_limits": {"nonsense": 1}},
         {"risk_limits": {"max_order_notional": "lots"}},
         {"risk_limits": [1, 2]},
+        {"risk_limits": {"symbol_allowlist": ["SPY QQQ"]}},
+        {"risk_limits": {"symbol_allowlist": [""]}},
     ],
 )
 def test_bad_session_start_is_400_and_changes_nothing(trader, body, db):
