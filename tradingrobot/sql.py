@@ -5,7 +5,7 @@ each one, against about 0.1 ms for the database to answer, so the per-order read
 gate, the market reading, the risk checks and the fill's row locks do are written out here as
 plain SQL that runs unchanged on PostgreSQL and SQLite. Their columns are converted exactly as
 the ORM converts them (Decimal quantized to the field's places, aware datetimes, UUIDs), so a
-caller cannot tell the difference; the tests compare both.
+caller cannot tell the difference (tests/trading/test_hot_path_sql.py compares them).
 
 `save_existing` is `instance.save()` for a row that exists (the order and position of a fill,
 locked by the caller): the same auto_now stamps and the same pre_save/post_save signals, so the
@@ -27,7 +27,9 @@ Converters = list[tuple[int, list, Any]]
 _converters: dict[tuple[str, tuple[models.Field, ...]], Converters] = {}
 
 
-def _column_converters(connection: BaseDatabaseWrapper, fields: Sequence[models.Field]):
+def _column_converters(
+    connection: BaseDatabaseWrapper, fields: Sequence[models.Field]
+) -> Converters:
     """What the ORM's compiler would apply to each column of `fields` (cached per backend)."""
     key = (connection.vendor, tuple(fields))
     found = _converters.get(key)
@@ -82,13 +84,15 @@ def for_update() -> str:
     return " FOR UPDATE" if transaction.get_connection().features.has_select_for_update else ""
 
 
-def instance(model: type[models.Model], statement: str, params: Sequence[Any]):
+def instance(
+    model: type[models.Model], statement: str, params: Sequence[Any]
+) -> models.Model | None:
     """The `model` row a `SELECT <columns(model)> ...` returns first, or None."""
     row = select_one(statement, params, model._meta.concrete_fields)
     return None if row is None else instance_from_row(model, row)
 
 
-def instance_from_row(model: type[models.Model], row: Sequence[Any]):
+def instance_from_row(model: type[models.Model], row: Sequence[Any]) -> models.Model:
     """A `model` instance from converted values of its concrete fields, in field order."""
     names = [field.attname for field in model._meta.concrete_fields]
     return model.from_db(transaction.get_connection().alias, names, row)
@@ -100,7 +104,6 @@ def quote(name: str) -> str:
 
 def columns(model: type[models.Model], alias: str = "") -> str:
     """The concrete columns of `model` in field order, as `instance` reads them."""
-    quote = transaction.get_connection().ops.quote_name
     prefix = f"{alias}." if alias else ""
     return ", ".join(f"{prefix}{quote(field.column)}" for field in model._meta.concrete_fields)
 
