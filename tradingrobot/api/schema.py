@@ -389,7 +389,7 @@ class StrategyStateSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     last_run_at = serializers.DateTimeField(allow_null=True)
     last_signal = serializers.DictField(
-        help_text="The last signal per symbol, as the plugin gave it."
+        help_text="Per symbol, the last run's decision: target, bar_time, note, order_id."
     )
     last_error = serializers.CharField(allow_blank=True)
 
