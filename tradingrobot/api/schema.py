@@ -308,15 +308,10 @@ class FeedAgeFields(serializers.Serializer):
     stale = serializers.BooleanField()
 
 
-class PricePointSerializer(serializers.Serializer):
+class PricePointSerializer(OhlcvSerializer):
     symbol = serializers.CharField()
     price = Money(help_text="The bar's close.")
     timestamp = serializers.DateTimeField(help_text="Bar end, UTC.")
-    open = Money()
-    high = Money()
-    low = Money()
-    close = Money()
-    volume = serializers.IntegerField()
 
 
 class StockDataSymbolSerializer(FeedAgeFields):
