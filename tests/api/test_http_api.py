@@ -337,6 +337,10 @@ def test_trades_filter_order_and_paginate(reader, fills):
     assert reader.get("/api/v1/trades?since=2000-01-01").json()["count"] == 3
     assert reader.get("/api/v1/trades?until=2000-01-01").json()["count"] == 0
     assert reader.get("/api/v1/trades?strategy=none").json()["count"] == 0
+    # Not an id, though str.isdigit() says so (was a 500); an id beyond any column's range.
+    for strategy in ("%C2%B3", "99999999999999999999999"):
+        response = reader.get(f"/api/v1/trades?strategy={strategy}")
+        assert response.status_code == 200 and response.json()["count"] == 0
     # An odd (but valid) offset is converted to UTC, not handed to the database (was a 500).
     assert reader.get("/api/v1/trades?since=0156-05-23T18:28:04.0-18:18").json()["count"] == 3
 

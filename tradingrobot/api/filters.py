@@ -84,7 +84,9 @@ class CommonFilterBackend(BaseFilterBackend):
         if (strategy := params.get("strategy")) is not None:
             path = next((p for p in STRATEGY_PATHS if _field(model, p) is not None), None)
             if path:
-                lookup = f"{path}__pk" if strategy.isdigit() else f"{path}__name"
+                # ASCII digits only: "³".isdigit() is true, and int("³") fails.
+                by_id = strategy.isascii() and strategy.isdigit()
+                lookup = f"{path}__pk" if by_id else f"{path}__name"
                 queryset = queryset.filter(**{lookup: strategy})
         if time_field := _time_field(model):
             if (since := params.get("since")) is not None:
