@@ -39,22 +39,11 @@ def version_keys(symbols: Iterable[str]) -> list[str]:
 
 def versions(symbols: Iterable[str]) -> dict[str, str] | None:
     """Current version stamp per symbol (created when missing), or None if the cache is down."""
-    keys = {_VERSION_KEY.format(s): s for s in symbols}
+    from tradingrobot.api.cache import stamps
 
-    def read() -> dict[str, str]:
-        found = cache.get_many(list(keys))
-        missing = {k: str(time.time_ns()) for k in keys if k not in found}
-        if missing:
-            # add() keeps a stamp another process created meanwhile.
-            for key, stamp in missing.items():
-                cache.add(key, stamp, timeout=None)
-            found.update(cache.get_many(list(missing)))
-        return {keys[k]: str(v) for k, v in found.items()}
-
-    result = _safely("version read", read)
-    if result is None or len(result) != len(keys):
-        return None
-    return result
+    symbols = list(symbols)
+    found = stamps(version_keys(symbols))
+    return None if found is None else dict(zip(symbols, found, strict=True))
 
 
 def versions_bump(symbols: Iterable[str]) -> None:

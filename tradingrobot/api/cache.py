@@ -98,6 +98,7 @@ def stamp_key(name: str) -> str:
 
 def stamps(keys: list[str], read_ahead: dict[str, object] | None = None) -> tuple[str, ...] | None:
     """The stamps under `keys` (created when missing), or None when Redis cannot be read.
+    Also the market-data cache's per-symbol versions (marketdata.cache.versions).
 
     `read_ahead`: values already fetched in this request (by the rate limit's round trip).
     """
