@@ -9,15 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from django.conf import settings
-from django.db.models import (
-    BigIntegerField,
-    ExpressionWrapper,
-    Func,
-    Max,
-    Min,
-    Sum,
-    Value,
-)
+from django.db.models import BigIntegerField, ExpressionWrapper, Func, Max, Min, Sum, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
