@@ -499,9 +499,8 @@ def order_send(*, order: Order, bypass_halt: bool = False, market_time=None) -> 
         _schedule_resubmit(order)
         order.refresh_from_db()
         return order
-    # The lease is released only once the answer is recorded (in the same transaction): until
-    # then the order still looks pending_submit, and another sender must not take it.
-    # Releases the lease.
+    # Recording the answer releases the lease, in the same transaction: until then the order
+    # still looks pending_submit, and another sender must not take it.
     order = order_record_broker_state(order_id=order.pk, state=answer, market_time=market_time)
     if not bypass_halt and order.is_open and selectors.kill_switch_get().engaged:
         # The halt came while the broker call was in flight and could only cancel locally.
