@@ -371,7 +371,6 @@ def sessions_list() -> QuerySet[TradingSession]:
 
 def account_get() -> dict:
     """The broker's account for the current session (raises BrokerError when unreachable)."""
-
     from trading.brokers import get_broker
 
     session = session_current() or session_latest()
