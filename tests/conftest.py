@@ -66,6 +66,21 @@ def market(db):
 # --- Streaming (issue 7): real daphne processes on a private embedded Redis -------------------
 
 
+def stop_process_group(proc, *, timeout: float) -> None:
+    """SIGTERM the process group `proc` leads and wait; SIGKILL it, and fail, if it does not
+    stop within `timeout` seconds."""
+    import os
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
 def free_port() -> int:
     import socket
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import websockets
 from django.conf import settings
 from django.core.cache import cache
 
-from tests.conftest import child_database_url, free_port
+from tests.conftest import child_database_url, free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -101,11 +100,7 @@ def test_web_serves_http_and_ws_serves_websockets(tmp_path, read_key, session, m
         first = asyncio.run(_first_message(f"{ws}/ws/updates?token={token['token']}"))
         assert first["type"] == "status" and first["payload"]["halted"] is True
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+            stop_process_group(proc, timeout=30)
         finally:
             log.close()

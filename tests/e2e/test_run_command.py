@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 import websockets
+
+from tests.conftest import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -107,12 +108,8 @@ def test_make_run_brings_the_system_up_and_stops_cleanly(tmp_path):
         assert later["market_time"] > first["market_time"]
         assert _get(f"{base}/api/v1/stock-data", key)[1]["stock_data"]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+            stop_process_group(proc, timeout=60)
         finally:
             log.close()
     deadline = time.monotonic() + 30
