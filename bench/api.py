@@ -4,7 +4,7 @@ minimal DRF endpoint (no auth, no query), 32 concurrent connections, served the 
 Run from the repository root:
     python bench/api.py [--seconds S] [--rounds R] [--servers gunicorn,daphne] [--workers N]
 
-A throwaway database (a fresh `<name>_bench` PostgreSQL database when DATABASE_URL is set, else
+A throwaway database (a fresh PostgreSQL database beside DATABASE_URL's when that is set, else
 SQLite in a temporary VAR_DIR) is migrated and seeded (a session, synthetic bars, 100 fills),
 then each server is started on a free loopback port with production settings (DEBUG off) and
 loaded by a separate load-generator process (aiohttp, 32 connections). The product routes run
@@ -31,7 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+
+from throwaway import postgres_database, redis_for_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -122,22 +125,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _throwaway_database(env: dict) -> str | None:
-    """A fresh PostgreSQL database beside DATABASE_URL's, or None for SQLite."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        return None
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    bench_name = f"{name.split('?')[0]}_bench"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{bench_name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{bench_name}"')
-    env["DATABASE_URL"] = f"{base}/{bench_name}"
-    return bench_name
 
 
 SEED = """
@@ -251,14 +238,15 @@ def main() -> None:
         "CACHE_PREFIX": f"bench-api{os.getpid()}",
         "CHANNELS_PREFIX": f"bench-api{os.getpid()}",
     }
-    bench_db = _throwaway_database(env)
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        from tradingrobot.embedded_redis import EmbeddedRedis
-
-        redis = EmbeddedRedis(var_dir)
-        env["REDIS_URL"] = redis.start()
-    try:
+    postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+    with ExitStack() as cleanup:
+        if postgres:
+            database = postgres_database(os.environ["DATABASE_URL"])
+            env["DATABASE_URL"] = cleanup.enter_context(database)
+        else:
+            env["DATABASE_URL"] = f"sqlite:///{var_dir / 'bench.sqlite3'}"
+        redis = redis_for_run(os.environ.get("REDIS_URL"), env["CACHE_PREFIX"], var_dir)
+        env["REDIS_URL"] = cleanup.enter_context(redis)
         run = dict(cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], **run)
         seed = subprocess.run([PY, "manage.py", "shell", "-c", SEED], **run)
@@ -266,19 +254,6 @@ def main() -> None:
         servers = {}
         for kind in args.servers.split(","):
             servers[kind] = bench_server(kind, env, key, args.seconds, args.workers, args.rounds)
-    finally:
-        if redis is not None:
-            redis.stop()
-        else:
-            from redis_keys import forget_redis_keys
-
-            forget_redis_keys(env["REDIS_URL"], env["CACHE_PREFIX"])
-        if bench_db:
-            import psycopg
-
-            base = os.environ["DATABASE_URL"].rpartition("/")[0]
-            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
 
     def summary(results: dict) -> dict:
         minimal = results["minimal"]["rps"]
@@ -294,7 +269,7 @@ def main() -> None:
         "server": f"{first}" + (f" --workers {args.workers}" if first == "gunicorn" else ""),
         "connections": CONNECTIONS,
         "seconds_per_route": args.seconds,
-        "database": "postgresql" if bench_db else "sqlite",
+        "database": "postgresql" if postgres else "sqlite",
         **summary(servers[first]),
         "servers": {kind: summary(results) for kind, results in servers.items()},
     }

@@ -18,8 +18,8 @@ Run from the repository root:  python bench/marketdata.py [--days 365]
    Django's test Client (the full middleware, DRF auth with a Bearer key, the view, the Redis
    cache; no sockets).
 
-Database: its own database `trp_bench_md` (created, then dropped) on the server of DATABASE_URL
-if set, else postgres://postgres@127.0.0.1:5432. Redis: REDIS_URL if set, else an embedded
+Database: a database of its own (created, then dropped) on the server of DATABASE_URL if set,
+else postgres://postgres@127.0.0.1:5432. Redis: REDIS_URL if set, else an embedded
 Redis started here. The last line printed is one JSON object.
 """
 
@@ -33,29 +33,23 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = "trp_bench_md"
+
+from throwaway import postgres_database, redis_for_run  # noqa: E402 - bench/ is on sys.path
+
 CHUNK_DAYS = 30  # backfill's default: one provider request per symbol and 30 days
 
 
 def _server_url() -> str:
     url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
+    if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("bench/marketdata.py needs PostgreSQL (for the COPY baseline)")
-    return urlunsplit(parts._replace(path="/postgres"))
-
-
-def _admin(server: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(sql)
+    return url
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -72,37 +66,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    server = _server_url()
-    _admin(server, f"DROP DATABASE IF EXISTS {BENCH_DB}")
-    _admin(server, f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + f"/{BENCH_DB}"
     var_dir = Path(tempfile.mkdtemp(prefix="bench-md-"))
     os.environ["VAR_DIR"] = str(var_dir)
     # One prefix of its own, so the run's keys can be deleted afterwards.
-    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = f"bench-md{os.getpid()}"
+    prefix = f"bench-md{os.getpid()}"
+    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = prefix
     os.environ["LOG_LEVEL"] = "ERROR"
     # The bench measures cached reads; 2,000 requests in seconds would trip the per-key limit.
     os.environ["API_THROTTLE_RATE"] = "1000000/minute"
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        from tradingrobot.embedded_redis import EmbeddedRedis
-
-        redis = EmbeddedRedis(var_dir)
-        os.environ["REDIS_URL"] = redis.start()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    try:
-        result = run(args)
-    finally:
-        from django.db import connections
+    with ExitStack() as cleanup:
+        os.environ["DATABASE_URL"] = cleanup.enter_context(postgres_database(_server_url()))
+        redis = redis_for_run(os.environ.get("REDIS_URL"), prefix, var_dir)
+        os.environ["REDIS_URL"] = cleanup.enter_context(redis)
+        try:
+            result = run(args)
+        finally:
+            from django.db import connections
 
-        connections.close_all()
-        if redis is not None:
-            redis.stop()
-        else:
-            from redis_keys import forget_redis_keys
-
-            forget_redis_keys(os.environ["REDIS_URL"], os.environ["CACHE_PREFIX"])
-        _admin(server, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            connections.close_all()
     print(json.dumps(result))
 
 

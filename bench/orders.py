@@ -20,37 +20,19 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from throwaway import postgres_database, redis_for_run  # noqa: E402 - bench/ is on sys.path
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
     return ordered[index]
-
-
-def make_postgres_db(url: str) -> tuple[str, str]:
-    """Create a throwaway database on the server of `url`; returns (its url, its name)."""
-    import psycopg
-
-    name = f"trp_bench_{uuid.uuid4().hex[:10]}"
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), admin
-
-
-def drop_postgres_db(admin: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> int:
@@ -69,36 +51,23 @@ def main() -> int:
     os.environ["ALLOWED_HOSTS"] = "testserver"
     os.environ["API_THROTTLE_RATE"] = "1000000/minute"
     # One prefix for both, so the run's keys can be deleted afterwards.
-    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = f"bench{os.getpid()}"
-    pg_admin = pg_name = None
-    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        url, pg_admin = make_postgres_db(os.environ["DATABASE_URL"])
-        pg_name = urlsplit(url).path.lstrip("/")
-        os.environ["DATABASE_URL"] = url
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
-    redis = None
-    if not os.environ.get("REDIS_URL"):
-        from tradingrobot.embedded_redis import EmbeddedRedis
-
-        redis = EmbeddedRedis(Path(tmp.name))
-        os.environ["REDIS_URL"] = redis.start()
-
-    try:
-        return run(args.orders)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if redis is not None:
-            redis.stop()
+    prefix = f"bench{os.getpid()}"
+    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = prefix
+    with ExitStack() as cleanup:
+        cleanup.callback(tmp.cleanup)
+        if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+            database = postgres_database(os.environ["DATABASE_URL"])
+            os.environ["DATABASE_URL"] = cleanup.enter_context(database)
         else:
-            from redis_keys import forget_redis_keys
+            os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
+        redis = redis_for_run(os.environ.get("REDIS_URL"), prefix, Path(tmp.name))
+        os.environ["REDIS_URL"] = cleanup.enter_context(redis)
+        try:
+            return run(args.orders)
+        finally:
+            from django.db import connections
 
-            forget_redis_keys(os.environ["REDIS_URL"], os.environ["CACHE_PREFIX"])
-        if pg_name:
-            drop_postgres_db(pg_admin, pg_name)
-        tmp.cleanup()
+            connections.close_all()
 
 
 def run(count: int) -> int:
