@@ -9,16 +9,20 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 $$HOME/.pyenv/versio
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Alpaca's OpenAPI specs for the contract tests' fake Alpaca, from a pinned wheel that ships them.
+# Only its two JSON files are read (never imported), so its own dependencies are not installed.
+ALPACA_SPECS := alpaca-mcp-server==2.4.0
 # The demo moves one simulated 5-minute bar every 10 s; set COLLECT_INTERVAL_SECONDS to change it.
 export COLLECT_INTERVAL_SECONDS ?= 10
 
 .PHONY: run test setup lint format bench clean
 
-$(STAMP): pyproject.toml $(wildcard package.json package-lock.json)
+$(STAMP): pyproject.toml Makefile $(wildcard package.json package-lock.json)
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps '$(ALPACA_SPECS)'
 	@if [ -f package.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 	@touch $(STAMP)
 

@@ -14,10 +14,17 @@ The specs are the contract, not this file:
   against the response schema, so drift between this fake and the spec shows up in
   `fake.violations` too. Tests assert `fake.violations == []`.
 
-Documented quirks of the specs are tolerated and recorded in `fake.quirks` instead
-(see /work/shared/alpaca-openapi/SOURCE.md): alpaca-py sends qty/notional/prices as JSON numbers
-where the spec says string; the GET /v2/orders example is one Order, not an array; some Order
-examples hold the placeholder enum value "string"; alpaca-py sends booleans as "True"/"False".
+The specs are the OpenAPI documents Alpaca publishes, as shipped in the pinned PyPI wheel
+`alpaca-mcp-server==2.4.0` (`alpaca_mcp_server/specs/`; trading API 2.0.1 and market data API
+1.1, both OpenAPI 3.1.1, so their schemas are JSON Schema 2020-12). `make setup` installs the
+wheel without its dependencies; `spec_dir()` finds the files through the package metadata without
+importing it. `$ALPACA_OPENAPI_DIR` points at other copies (OpenAPI 3.0 documents are read too:
+their `nullable` is rewritten and they validate as draft 7).
+
+Documented quirks are tolerated and recorded in `fake.quirks` instead: alpaca-py sends
+qty/notional/prices as JSON numbers where the spec says string. Older spec versions (3.0) also
+had Order examples holding the placeholder enum value "string", and alpaca-py may send booleans
+as "True"/"False"; both are still tolerated and recorded, and neither occurs with 2.0.1.
 
 Fault injection (all take `times`, matched against the request path or the spec path template):
 
@@ -44,13 +51,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, Draft202012Validator
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
+from referencing.jsonschema import DRAFT7, DRAFT202012
 
 API_KEY = "fake-key-id"
 SECRET_KEY = "fake-secret-key"
@@ -94,12 +102,24 @@ DEFAULT_ERROR_BODIES = {
 }
 
 
+# The specs come from a pinned PyPI wheel that ships them (installed by `make setup` without its
+# own dependencies, see the Makefile); they are located through its metadata, never imported.
+SPEC_DISTRIBUTION = "alpaca-mcp-server"
+SPEC_PACKAGE_DIR = "alpaca_mcp_server/specs"
+
+
 def spec_dir() -> Path:
-    """Where the Alpaca OpenAPI files live: $ALPACA_OPENAPI_DIR, else `shared/` beside the repo."""
+    """Where the Alpaca OpenAPI files live: $ALPACA_OPENAPI_DIR, else the pinned wheel's specs."""
     override = os.environ.get("ALPACA_OPENAPI_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "alpaca-openapi"
+    try:
+        dist = distribution(SPEC_DISTRIBUTION)
+    except PackageNotFoundError as exc:
+        raise RuntimeError(
+            f"Alpaca's OpenAPI specs come from the {SPEC_DISTRIBUTION} wheel; run `make setup`"
+        ) from exc
+    return Path(str(dist.locate_file(SPEC_PACKAGE_DIR)))
 
 
 def _now() -> datetime:
@@ -131,23 +151,31 @@ def _dec_str(value: Decimal) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The spec: OpenAPI 3.0 -> JSON Schema, operations, examples
+# The spec: OpenAPI 3.0 / 3.1 -> JSON Schema, operations, examples
 # --------------------------------------------------------------------------------------------
 
 
-def _to_json_schema(node: Any, uri: str) -> Any:
-    """Rewrite an OpenAPI 3.0 schema fragment as draft-7 JSON Schema.
+def _to_json_schema(node: Any, uri: str, legacy: bool = False) -> Any:
+    """Rewrite an OpenAPI schema fragment as standalone JSON Schema.
 
-    `nullable: true` becomes a null alternative; local `$ref`s point into the registered spec
-    resource `uri`; a `$ref` with siblings becomes allOf (draft 7 ignores siblings of $ref).
+    Local `$ref`s point into the registered spec resource `uri`. For an OpenAPI 3.0 document
+    (`legacy`), validated as draft 7: `nullable: true` becomes a null alternative and a `$ref`
+    with siblings becomes allOf (draft 7 ignores siblings of $ref). OpenAPI 3.1 schemas already
+    are JSON Schema 2020-12 and are kept as they are.
     """
     if isinstance(node, list):
-        return [_to_json_schema(item, uri) for item in node]
+        return [_to_json_schema(item, uri, legacy) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _to_json_schema(v, uri) for k, v in node.items() if k != "nullable"}
+    out = {
+        k: _to_json_schema(v, uri, legacy)
+        for k, v in node.items()
+        if not (legacy and k == "nullable")
+    }
     if "$ref" in out and isinstance(out["$ref"], str) and out["$ref"].startswith("#/"):
         out["$ref"] = uri + out["$ref"]
+    if not legacy:
+        return out
     if "$ref" in out and len([k for k in out if not k.startswith("x-")]) > 1:
         ref = out.pop("$ref")
         out = {"allOf": [{"$ref": ref}, out]}
@@ -177,9 +205,12 @@ class Spec:
         self.filename = filename
         self.raw = json.loads((spec_dir() / filename).read_text())
         self.uri = f"urn:alpaca-spec:{filename}"
-        converted = _to_json_schema(self.raw, self.uri)
+        self.legacy = str(self.raw.get("openapi", "3.0")).startswith("3.0")
+        self.validator_class = Draft7Validator if self.legacy else Draft202012Validator
+        converted = _to_json_schema(self.raw, self.uri, self.legacy)
+        dialect = DRAFT7 if self.legacy else DRAFT202012
         self.registry = Registry().with_resource(
-            self.uri, Resource.from_contents(converted, default_specification=DRAFT7)
+            self.uri, Resource.from_contents(converted, default_specification=dialect)
         )
         self.operations: list[Operation] = []
         for template, item in self.raw["paths"].items():
@@ -218,8 +249,10 @@ class Spec:
                     return op, True
         return None, path_known
 
-    def validator(self, schema: dict) -> Draft7Validator:
-        return Draft7Validator(_to_json_schema(schema, self.uri), registry=self.registry)
+    def validator(self, schema: dict) -> Draft7Validator | Draft202012Validator:
+        return self.validator_class(
+            _to_json_schema(schema, self.uri, self.legacy), registry=self.registry
+        )
 
     def errors(self, schema: dict, instance: Any) -> list:
         return list(self.validator(schema).iter_errors(instance))
@@ -245,6 +278,8 @@ class Spec:
             return copy.deepcopy(schema["example"])
         for example in schema.get("x-examples", {}).values():
             return copy.deepcopy(example)
+        if isinstance(schema.get("examples"), list) and schema["examples"]:  # JSON Schema's own
+            return copy.deepcopy(schema["examples"][0])
         return self.skeleton(schema)
 
     def skeleton(self, schema: dict) -> Any:
@@ -256,6 +291,8 @@ class Spec:
         if "enum" in schema:
             return schema["enum"][0]
         kind = schema.get("type", "object")
+        if isinstance(kind, list):  # OpenAPI 3.1: ["string", "null"]
+            kind = next((k for k in kind if k != "null"), "null")
         if kind == "object":
             props = schema.get("properties", {})
             return {
