@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile $(wildcard package.json package-lock.json)
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m tradingrobot.launcher
+	$(BIN)/python -m tradingrobot.launcher
 
 test: setup
 	$(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -12,7 +12,24 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Sync workers: one request at a time per process, so no thread fights another for the GIL.
 # Two per CPU, so that one waiting on the database or the broker leaves the CPU to another.
 worker_class = "sync"
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
+
+
+def _default_workers() -> int:
+    """Two per CPU, but no more than one per 256 MB of the machine's memory: on a 1 GB server
+    with 2 CPUs that is 4 workers of ~40 MB each once the application is preloaded (below)
+    beside ws, worker and beat (README, "Small server")."""
+    try:
+        memory_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+    except (ValueError, OSError):
+        memory_mb = 4096
+    return max(1, min(2 * (os.cpu_count() or 1), memory_mb // 256))
+
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or _default_workers())
+# The application is imported once, before the workers fork, so they share its pages (Django,
+# DRF, pandas ...) instead of each loading its own copy. Django opens no database connection
+# and the Redis client none at import, so nothing open is shared across the fork.
+preload_app = True
 # A burst of connections waits in the kernel's queue rather than being refused.
 backlog = 2048
 # Under sync workers a request never shares its thread, so a database connection can outlive

@@ -38,8 +38,12 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "daphne",
-    "django.contrib.admin",
+    # Not "daphne": as an app it only makes `runserver` serve ASGI, and it imports Twisted (~40 MB)
+    # into every process, the Celery worker and beat included (issue 20). The `ws` process runs
+    # the daphne command itself.
+    # Admin modules are loaded by the URLconf (admin.autodiscover() there), not at django.setup():
+    # they import the services and with them pandas, which Celery beat never needs (issue 20).
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -13,6 +13,10 @@ class ApiConfig(AppConfig):
 
         from strategies.models import StrategyConfig
         from trading.models import ApiKey, KillSwitch, Order, Trade, TradingSession
+
+        # Every Django process loads the project's Celery app before any task is sent, so that
+        # shared_task binds to it (the package __init__ no longer imports it; see there).
+        from tradingrobot import celery  # noqa: F401
         from tradingrobot.api import cache
         from tradingrobot.api.authentication import verified_keys_clear
 
