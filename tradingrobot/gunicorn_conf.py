@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
@@ -15,14 +16,14 @@ worker_class = "sync"
 
 
 def _default_workers() -> int:
-    """Two per CPU, but no more than one per 256 MB of the machine's memory: on a 1 GB server
-    with 2 CPUs that is 4 workers of ~40 MB each once the application is preloaded (below)
-    beside ws, worker and beat (README, "Small server")."""
+    """Two per CPU, but no more than one per 512 MB of the machine's memory: 2 on a 1 GB
+    server, which leaves room for ws, worker, beat, PostgreSQL and Redis (README, "Small
+    server"); each preloaded worker takes ~40-60 MB of its own."""
     try:
         memory_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
     except (ValueError, OSError):
         memory_mb = 4096
-    return max(1, min(2 * (os.cpu_count() or 1), memory_mb // 256))
+    return max(1, min(2 * (os.cpu_count() or 1), memory_mb // 512))
 
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or _default_workers())
@@ -39,3 +40,18 @@ os.environ.setdefault("CONN_MAX_AGE", "60")
 # A backtest runs inside its request: ten symbols over ten years took 16 s on this 2-CPU machine
 # (synthetic data), and gunicorn's default 30 s would kill the worker mid-answer on a slower one.
 timeout = int(os.environ.get("WEB_TIMEOUT", 120))
+
+
+def when_ready(server) -> None:
+    """In the master, after the preload and before the first fork: import every view (the URLconf
+    is otherwise loaded by each worker's first request) and build the NYSE schedule, so the
+    workers share those pages too (issue 20: ~50 MB less per worker)."""
+    from django.urls import get_resolver
+
+    from marketdata import calendar
+
+    get_resolver().url_patterns  # noqa: B018 - the import is the point
+    calendar.is_open(calendar.utcnow())
+    # Keep the collector away from what the master built: its reference-count writes would
+    # copy every shared page into each worker (under load their PSS grew from ~55 to ~85 MB).
+    gc.freeze()

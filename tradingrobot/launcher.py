@@ -1,4 +1,4 @@
-"""`make run`: migrate, bootstrap, then the Procfile's ws + worker + beat, supervised here.
+"""`make run`: migrate, bootstrap, then the Procfile's ws and worker (with beat), supervised here.
 
 Everything is served on one URL without a reverse proxy: the ASGI process (`ws`, daphne) answers
 HTTP as well as WebSockets. Production adds `web` (gunicorn) for HTTP behind a proxy; for one
@@ -6,14 +6,15 @@ dashboard user daphne's HTTP is plenty.
 
 This one small process is the whole supervisor (issue 20: honcho cost one forked Python process
 of ~16 MB per child, plus its own): it starts an embedded Redis when REDIS_URL is unset, starts
-each Procfile command through `sh -c exec` (the shell replaces itself, so no process sits between
-us and the child), prefixes their output with the process name, and stops everything — children
-first, Redis last — on Ctrl-C, SIGTERM, the death of any child, or the death of whoever started
-it. It imports neither Django nor anything heavy.
+each Procfile line through `sh -c` in a process group of its own (a plain command with `exec`,
+so nothing sits between us and the program), prefixes their output with the
+process name, and stops everything (children first, Redis last) on Ctrl-C, SIGTERM, the death of
+any child, or the death of whoever started it. It imports neither Django nor anything heavy.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -26,7 +27,9 @@ from pathlib import Path
 from tradingrobot.embedded_redis import EmbeddedRedis, var_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = ["ws", "worker", "beat"]
+# Beat runs as a thread of the one worker (BEAT_IN_WORKER, tradingrobot/celery.py): a process
+# of its own would cost ~90 MB for a scheduler that sends a few messages a minute.
+PROCESSES = ["ws", "worker"]
 STOP_TIMEOUT_SECONDS = 10.0
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
@@ -62,13 +65,17 @@ class Supervisor:
     def start(self) -> None:
         width = max(len(name) for name in self.commands)
         for name, command in self.commands.items():
+            # A process group of its own per Procfile line: a compound line (`a && exec b`) keeps
+            # its shell, and a stop must reach whatever the line runs.
+            compound = any(op in command for op in ("&&", "||", ";", "|"))
             child = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {command}"],
+                ["/bin/sh", "-c", command if compound else f"exec {command}"],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
+                process_group=0,
             )
             self.children[name] = child
             threading.Thread(
@@ -96,33 +103,55 @@ class Supervisor:
 
     def stop(self) -> None:
         for child in self.children.values():
-            if child.poll() is None:
-                child.terminate()
+            _signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for name, child in self.children.items():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.say(f"{name} did not stop in {STOP_TIMEOUT_SECONDS:.0f}s: killing it")
-                child.kill()
+                _signal_group(child, signal.SIGKILL)
                 child.wait()
+            _signal_group(child, signal.SIGTERM)  # anything the line left behind in its group
 
 
-def main() -> int:
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the system on embedded defaults.")
+    parser.add_argument(
+        "--processes",
+        default=",".join(PROCESSES),
+        help="Procfile processes to start (default: ws,worker; with web, ws serves WS_PORT, "
+        "default PORT+1; with beat, the worker runs no scheduler of its own)",
+    )
+    names = [name for name in parser.parse_args(argv).processes.split(",") if name]
+    commands = procfile_commands(ROOT / "Procfile")
+    unknown = sorted(set(names) - set(commands))
+    if unknown or not names:
+        parser.error(f"unknown Procfile processes: {', '.join(unknown) or '(none given)'}")
     python = sys.executable
     bin_dir = str(Path(python).parent)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     env.setdefault("PORT", "8000")
-    env["WS_PORT"] = env["PORT"]
+    if "web" in names:
+        env.setdefault("WS_PORT", str(int(env["PORT"]) + 1))
+    else:
+        env["WS_PORT"] = env["PORT"]  # ws answers HTTP too: one URL, no proxy
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    if "beat" not in names:
+        env.setdefault("BEAT_IN_WORKER", "true")
     redis = None
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis(var_dir())
         env["REDIS_URL"] = redis.start()
         print(f"Embedded Redis at {env['REDIS_URL']}", flush=True)
-    supervisor = Supervisor(
-        {name: procfile_commands(ROOT / "Procfile")[name] for name in PROCESSES}, env
-    )
+    supervisor = Supervisor({name: commands[name] for name in names}, env)
 
     def on_signal(_signum: int, _frame: object) -> None:
         supervisor.stopping.set()
