@@ -121,14 +121,16 @@ def session_start(
     mode: str = SessionMode.PAPER,
     starting_cash: Decimal | None = None,
     risk_limits: dict | None = None,
+    allow_loosen: bool = False,
 ) -> TradingSession:
-    """Start a new session; refuses (409 session_running) while another one runs."""
+    """Start a new session; refuses (409 session_running) while another one runs, and risk
+    limits looser than the settings (403) unless `allow_loosen` (admin only)."""
     if mode not in SessionMode.values:
         raise InvalidOrder(f"mode must be one of {SessionMode.values}", details={"field": "mode"})
     cash = settings.PAPER_STARTING_CASH if starting_cash is None else starting_cash
     if not isinstance(cash, Decimal) or not cash.is_finite() or cash < 0 or cash >= Decimal("1e13"):
         raise InvalidOrder("starting_cash must be a non-negative number", details={"field": "cash"})
-    limits = risk.limits_validate(risk_limits)
+    limits = risk.limits_validate(risk_limits, allow_loosen=allow_loosen)
     try:
         with transaction.atomic():
             session = TradingSession.objects.create(
@@ -554,8 +556,10 @@ def _schedule_resubmit(order: Order) -> None:
 def _enqueue(task, *args) -> None:
     try:
         task.apply_async(args=args, countdown=2)
-    except Exception:  # noqa: BLE001 - reconciliation finds pending_submit orders anyway
-        logger.warning("could not enqueue %s%s", task.name, args, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - reconciliation finds pending_submit orders anyway
+        from tradingrobot import redis_outage
+
+        redis_outage.failure(f"enqueue {task.name}", exc)
 
 
 def order_resubmit(*, order_id: uuid.UUID | str) -> Order:

@@ -22,3 +22,16 @@ os.environ.setdefault("CONN_MAX_AGE", "60")
 # A backtest runs inside its request: ten symbols over ten years took 16 s on this 2-CPU machine
 # (synthetic data), and gunicorn's default 30 s would kill the worker mid-answer on a slower one.
 timeout = int(os.environ.get("WEB_TIMEOUT", 120))
+
+
+def on_starting(server) -> None:
+    """Refuse to start with DEBUG on when bound to a non-loopback address."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    django.setup()
+    from django.conf import settings
+
+    from tradingrobot.bind_check import bind_host, refuse_debug_on_public_bind
+
+    refuse_debug_on_public_bind([bind_host(b) for b in server.cfg.bind], debug=settings.DEBUG)

@@ -22,6 +22,12 @@ def main() -> int:
     bin_dir = str(Path(python).parent)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     env.setdefault("PORT", "8000")
+    env.setdefault("HOST", "127.0.0.1")
+    from tradingrobot.bind_check import is_loopback
+
+    if is_loopback(env["HOST"]):
+        # The local demo: DEBUG on (and a generated SECRET_KEY), served to this machine only.
+        env.setdefault("DEBUG", "true")
     env["WS_PORT"] = env["PORT"]
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
     for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):

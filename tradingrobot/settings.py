@@ -7,6 +7,8 @@ paper broker and the synthetic market-data provider.
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,19 +21,39 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the secret key, the SQLite database and demo credentials: owner only (0700, files
+# 0600), whatever the umask.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+try:
+    VAR_DIR.chmod(0o700)
+except OSError:  # not ours to change (a mounted volume): leave it
+    pass
 
-DEBUG = env.bool("DEBUG", default=True)
+
+def _private_file(path: Path) -> Path:
+    """Create `path` empty with mode 0600 if missing; make an existing one 0600."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
+    except OSError:
+        pass
+    return path
+
+
+# Off unless asked for: `make run` asks for it when it serves on loopback (tradingrobot.launcher),
+# `make test` for the tests; the servers refuse DEBUG on a public address (tradingrobot.bind_check).
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     # A per-installation key kept under var/, so signed tokens and sessions survive restarts.
     _key_file = VAR_DIR / "secret_key"
-    if not _key_file.exists():
+    if not _key_file.exists() or not _key_file.read_text().strip():
         from django.core.management.utils import get_random_secret_key
 
-        _key_file.write_text(get_random_secret_key())
+        _private_file(_key_file).write_text(get_random_secret_key())
+    _private_file(_key_file)
     SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
@@ -57,6 +79,8 @@ INSTALLED_APPS = [
     "marketdata",
     "strategies",
     "streaming",
+    # Login throttling (dashboard and admin): after its auth app, last.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -72,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers a locked-out login with 429 (django-axes; must come last).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradingrobot.urls"
@@ -104,6 +130,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+    _db_name = Path(str(DATABASES["default"]["NAME"]))
+    if _db_name.parent.is_dir():
+        _private_file(_db_name)  # SQLite gives its -wal and -shm files the database's mode
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -156,7 +185,24 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes) for the dashboard and admin logins: after LOGIN_FAILURE_LIMIT
+# failed passwords for one username, or from one client address, further attempts answer 429
+# for LOGIN_COOLOFF_MINUTES, before any password is hashed. The address is read as the API reads
+# it (TRUSTED_PROXY_COUNT). A correct login resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "tradingrobot.api.auth_failures.client_ip"
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -199,6 +245,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "tradingrobot.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Proxies in front of the app that append to X-Forwarded-For (nginx, a load balancer): the client
+# address is read that many hops from the right. 0 (default): REMOTE_ADDR, X-Forwarded-For ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+# Failed API-key authentications per client IP before it gets 429 for the rest of the window.
+AUTH_FAILURE_RATE = env.str("AUTH_FAILURE_RATE", default="20/minute")
 # Requests per API key (or logged-in user, or client IP when anonymous). "N/second|minute|hour|day".
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
 # A verified API key is remembered per process this long (a revocation elsewhere takes effect
@@ -313,6 +365,8 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # django-axes logs every login at INFO; lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -28,9 +28,7 @@ class RefuseNulCharacters:
             declared = 0
         if cap is not None and declared > cap:
             return JsonResponse(
-                error_body(
-                    "request_too_large", f"The request body is larger than {cap} bytes."
-                ),
+                error_body("request_too_large", f"The request body is larger than {cap} bytes."),
                 status=413,
             )
         names = [
