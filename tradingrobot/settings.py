@@ -45,9 +45,9 @@ def _private_file(path: Path) -> Path:
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # A per-installation key kept under var/, so signed tokens and sessions survive restarts.
+    # A per-installation key kept under var/ (0600), so signed tokens and sessions survive
+    # restarts and management commands work without settings. Production sets SECRET_KEY: every
+    # web and ws process must share one.
     _key_file = VAR_DIR / "secret_key"
     if not _key_file.exists() or not _key_file.read_text().strip():
         from django.core.management.utils import get_random_secret_key
