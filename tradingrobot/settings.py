@@ -302,6 +302,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 WEBSOCKET_TOKEN_MAX_AGE = env.int("WEBSOCKET_TOKEN_MAX_AGE", default=300)
+# Open sockets re-check their key or user this often (closed with 4401 once revoked/inactive),
+# and one key or user may hold at most this many sockets per ws process (0: no cap).
+WEBSOCKET_RECHECK_SECONDS = env.float("WEBSOCKET_RECHECK_SECONDS", default=5)
+WEBSOCKET_MAX_CONNECTIONS_PER_PRINCIPAL = env.int(
+    "WEBSOCKET_MAX_CONNECTIONS_PER_PRINCIPAL", default=20
+)
 
 # --- Trading -------------------------------------------------------------------------------------
 BROKER = env.str("BROKER", default="paper")

@@ -4,6 +4,7 @@ outage (issue 14, findings 5, 6, 13, 14 and "found under faults")."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -190,8 +191,8 @@ def test_bootstrap_never_modifies_an_existing_user(settings, tmp_path, market):
     User = get_user_model()
     admin = User.objects.create_user("admin", password="my-own-secret-pw-77", is_staff=False)
     before = User.objects.filter(pk=admin.pk).values().get()
-    call_command("bootstrap", stdout=open(os.devnull, "w"))
-    call_command("bootstrap", stdout=open(os.devnull, "w"))
+    call_command("bootstrap", stdout=io.StringIO())
+    call_command("bootstrap", stdout=io.StringIO())
     after = User.objects.filter(pk=admin.pk).values().get()
     assert after == before
     assert User.objects.get(pk=admin.pk).check_password("my-own-secret-pw-77")
@@ -204,7 +205,7 @@ def test_bootstrap_creates_the_demo_admin_on_a_fresh_install(settings, tmp_path,
     from django.core.management import call_command
 
     settings.VAR_DIR = tmp_path
-    call_command("bootstrap", stdout=open(os.devnull, "w"))
+    call_command("bootstrap", stdout=io.StringIO())
     stored = json.loads((tmp_path / "demo_credentials.json").read_text())
     user = get_user_model().objects.get(username="admin")
     assert user.is_superuser and user.check_password(stored["password"])
