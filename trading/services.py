@@ -177,12 +177,25 @@ def session_stop(*, session: TradingSession, reason: str = "") -> TradingSession
     return session
 
 
-def _cancel_all(orders, reason: str) -> tuple[list[Order], list[dict]]:
-    """Cancel each order; one failure (broker down, already filled) never stops the rest."""
+def _cancel_all(
+    orders, reason: str, filled: list[Order] | None = None
+) -> tuple[list[Order], list[dict]]:
+    """Cancel each order; one failure (broker down, already filled) never stops the rest.
+
+    An order that filled between the listing and its cancel is not a failure: it goes to
+    `filled` (when given) with its fill recorded, as the broker reported it.
+    """
     canceled, failed = [], []
     for order in list(orders):
         try:
             canceled.append(order_cancel(order=order, reason=reason))
+        except OrderNotCancelable as exc:
+            if filled is not None and exc.details.get("status") == OrderStatus.FILLED:
+                order.refresh_from_db()
+                filled.append(order)
+                continue
+            logger.warning("could not cancel order %s: %s", order.pk, exc.message)
+            failed.append({"order_id": str(order.pk), "code": exc.code, "message": exc.message})
         except DomainError as exc:
             logger.warning("could not cancel order %s: %s", order.pk, exc.message)
             failed.append({"order_id": str(order.pk), "code": exc.code, "message": exc.message})
@@ -197,6 +210,8 @@ class HaltResult:
     switch: KillSwitch
     canceled: list[Order] = field(default_factory=list)
     cancel_failed: list[dict] = field(default_factory=list)
+    # Filled between the listing and the cancel: reported as filled, not as failures.
+    filled: list[Order] = field(default_factory=list)
     flatten_orders: list[Order] = field(default_factory=list)
     flatten_failed: list[dict] = field(default_factory=list)
 
@@ -218,6 +233,7 @@ def trading_halt(*, reason: str, by: str = "", flatten: bool = False) -> HaltRes
     result.canceled, result.cancel_failed = _cancel_all(
         Order.objects.filter(status__in=OPEN_STATUSES).order_by("created_at"),
         f"kill switch: {switch.reason}",
+        result.filled,
     )
     if flatten:
         result.flatten_orders, result.flatten_failed = positions_flatten(reason=switch.reason)

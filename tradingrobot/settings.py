@@ -411,6 +411,10 @@ RISK_QUEUE_WHEN_CLOSED = env.bool("RISK_QUEUE_WHEN_CLOSED", default=False)
 ORDER_SUBMIT_MAX_AGE_SECONDS = env.int("ORDER_SUBMIT_MAX_AGE_SECONDS", default=300)
 # Reconcile with the broker when a Celery worker starts.
 RECONCILE_ON_WORKER_START = env.bool("RECONCILE_ON_WORKER_START", default=True)
+# ... and periodically (beat), so no order stays pending_submit past its lease + this interval.
+RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=60)
+if RECONCILE_INTERVAL_SECONDS < 1:
+    raise ImproperlyConfigured("RECONCILE_INTERVAL_SECONDS must be at least 1.")
 # How long one sender holds an order it is submitting before another may try (longer than the
 # broker's timeout plus its rate-limit retries).
 ORDER_SEND_LEASE_SECONDS = env.int("ORDER_SEND_LEASE_SECONDS", default=60)

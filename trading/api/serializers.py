@@ -158,6 +158,8 @@ class HaltResultSerializer(serializers.Serializer):
     changed_at = serializers.DateTimeField(allow_null=True)
     canceled_orders = serializers.ListField(child=serializers.CharField())
     cancel_failed = serializers.ListField(child=serializers.DictField())
+    # Orders that filled between the listing and their cancel (their fills are recorded).
+    filled_orders = serializers.ListField(child=serializers.CharField())
     flatten_orders = OrderSerializer(many=True)
     flatten_failed = serializers.ListField(child=serializers.DictField())
 
