@@ -17,19 +17,25 @@ ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ["ws", "worker", "beat"]
 
 
-def main() -> int:
-    python = sys.executable
-    bin_dir = str(Path(python).parent)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    env.setdefault("PORT", "8000")
-    env.setdefault("HOST", "127.0.0.1")
+def process_env(environ: dict[str, str], bin_dir: str) -> dict[str, str]:
+    """The environment `make run` gives its processes."""
     from tradingrobot.bind_check import is_loopback
 
+    env = dict(environ, PATH=bin_dir + os.pathsep + environ.get("PATH", ""))
+    env.setdefault("PORT", "8000")
+    env["WS_PORT"] = env["PORT"]
+    env.setdefault("HOST", "127.0.0.1")
     if is_loopback(env["HOST"]):
         # The local demo: DEBUG on (and a generated SECRET_KEY), served to this machine only.
         env.setdefault("DEBUG", "true")
-    env["WS_PORT"] = env["PORT"]
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    return env
+
+
+def main() -> int:
+    python = sys.executable
+    bin_dir = str(Path(python).parent)
+    env = process_env(dict(os.environ), bin_dir)
     for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):
         subprocess.run([python, "manage.py", *step], cwd=ROOT, env=env, check=True)
     os.chdir(ROOT)

@@ -149,14 +149,17 @@ def test_the_servers_refuse_debug_on_a_public_address(tmp_path):
     assert "ws: python -m tradingrobot.bind_check ${HOST:-127.0.0.1} && exec daphne" in procfile
 
 
-def test_make_run_asks_for_debug_on_loopback_only(monkeypatch):
-    """The launcher's environment for its processes (it never reaches exec here)."""
+def test_make_run_asks_for_debug_on_loopback_only():
     from tradingrobot.bind_check import is_loopback
+    from tradingrobot.launcher import process_env
 
-    assert is_loopback("127.0.0.1") and is_loopback("[::1]") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("robot.example.com")
-    source = (ROOT / "tradingrobot" / "launcher.py").read_text()
-    assert 'if is_loopback(env["HOST"]):' in source
+    assert process_env({}, "/x")["DEBUG"] == "true"
+    assert process_env({}, "/x")["HOST"] == "127.0.0.1"
+    assert process_env({"HOST": "::1"}, "/x")["DEBUG"] == "true"
+    assert "DEBUG" not in process_env({"HOST": "0.0.0.0"}, "/x")
+    assert process_env({"DEBUG": "false"}, "/x")["DEBUG"] == "false"
+    assert is_loopback("[::1]") and is_loopback("localhost")
+    assert not is_loopback("robot.example.com")
 
 
 # --- finding 13 -----------------------------------------------------------------------------------
