@@ -47,11 +47,8 @@ def refuse_debug_on_public_bind(hosts: list[str], *, debug: bool) -> None:
 def main(argv: list[str]) -> int:
     import os
 
-    import django
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    django.setup()
-    from django.conf import settings
+    from django.conf import settings  # the settings alone: no app loading, it runs before daphne
 
     try:
         refuse_debug_on_public_bind(argv or ["127.0.0.1"], debug=settings.DEBUG)
