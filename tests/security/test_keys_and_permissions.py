@@ -102,6 +102,16 @@ def test_staff_alone_may_view_but_not_trade(session, market):
     assert not KillSwitch.objects.filter(engaged=True).exists()
 
 
+def test_the_dashboard_disables_the_kill_switch_for_viewers(session):
+    client = APIClient()
+    client.force_login(_staff())
+    page = client.get("/").content.decode()
+    assert 'id="stop-trading" class="danger-button" disabled' in page
+    client.force_login(get_user_model().objects.create_superuser("su", "", "a-long-unusual-pw-93"))
+    page = client.get("/").content.decode()
+    assert 'id="stop-trading" class="danger-button">' in page
+
+
 def test_the_trade_permission_through_a_group_lets_a_session_user_trade(session, market):
     user = get_user_model().objects.create_user(username="trader1", password="x-unused-x")
     traders = Group.objects.create(name="Traders")
