@@ -31,8 +31,10 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/python -m tradingrobot.launcher
 
+# The tests run on the development settings (DEBUG on at import: no HTTPS redirect, a generated
+# SECRET_KEY); pytest-django still runs each test with DEBUG off, as production does.
 test: setup
-	$(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DEBUG=$${DEBUG:-true} $(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

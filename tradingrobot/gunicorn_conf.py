@@ -42,6 +42,19 @@ os.environ.setdefault("CONN_MAX_AGE", "60")
 timeout = int(os.environ.get("WEB_TIMEOUT", 120))
 
 
+def on_starting(server) -> None:
+    """Refuse to start with DEBUG on when bound to a non-loopback address."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    django.setup()
+    from django.conf import settings
+
+    from tradingrobot.bind_check import bind_host, refuse_debug_on_public_bind
+
+    refuse_debug_on_public_bind([bind_host(b) for b in server.cfg.bind], debug=settings.DEBUG)
+
+
 def when_ready(server) -> None:
     """In the master, after the preload and before the first fork: import every view (the URLconf
     is otherwise loaded by each worker's first request) and build the NYSE schedule, so the

@@ -122,6 +122,28 @@ def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
         pass
 
 
+def process_env(
+    environ: dict[str, str], bin_dir: str, names: list[str] = PROCESSES
+) -> dict[str, str]:
+    """The environment the launcher gives its processes."""
+    from tradingrobot.bind_check import is_loopback
+
+    env = dict(environ, PATH=bin_dir + os.pathsep + environ.get("PATH", ""))
+    env.setdefault("PORT", "8000")
+    if "web" in names:
+        env.setdefault("WS_PORT", str(int(env["PORT"]) + 1))
+    else:
+        env["WS_PORT"] = env["PORT"]  # ws answers HTTP too: one URL, no proxy
+    env.setdefault("HOST", "127.0.0.1")
+    if is_loopback(env["HOST"]):
+        # The local demo: DEBUG on (and a generated SECRET_KEY), served to this machine only.
+        env.setdefault("DEBUG", "true")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    if "beat" not in names:
+        env.setdefault("BEAT_IN_WORKER", "true")
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the system on embedded defaults.")
     parser.add_argument(
@@ -136,16 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not names:
         parser.error(f"unknown Procfile processes: {', '.join(unknown) or '(none given)'}")
     python = sys.executable
-    bin_dir = str(Path(python).parent)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    env.setdefault("PORT", "8000")
-    if "web" in names:
-        env.setdefault("WS_PORT", str(int(env["PORT"]) + 1))
-    else:
-        env["WS_PORT"] = env["PORT"]  # ws answers HTTP too: one URL, no proxy
-    env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    if "beat" not in names:
-        env.setdefault("BEAT_IN_WORKER", "true")
+    env = process_env(dict(os.environ), str(Path(python).parent), names)
     redis = None
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis(var_dir())

@@ -195,6 +195,7 @@ class StopTradingView(generics.GenericAPIView):
             "changed_at": result.switch.changed_at,
             "canceled_orders": [str(o.pk) for o in result.canceled],
             "cancel_failed": result.cancel_failed,
+            "filled_orders": [str(o.pk) for o in result.filled],
             "flatten_orders": result.flatten_orders,
             "flatten_failed": result.flatten_failed,
         }

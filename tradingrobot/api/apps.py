@@ -45,3 +45,9 @@ class ApiConfig(AppConfig):
 
         post_save.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache")
         post_delete.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache-d")
+        # A deactivated or deleted owner takes their keys with them, at once in this process.
+        from django.conf import settings
+
+        user_model = settings.AUTH_USER_MODEL
+        post_save.connect(forget_keys, sender=user_model, dispatch_uid="api-key-cache-user")
+        post_delete.connect(forget_keys, sender=user_model, dispatch_uid="api-key-cache-user-d")
