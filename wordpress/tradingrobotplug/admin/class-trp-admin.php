@@ -20,7 +20,8 @@ class TRP_Admin {
 	 * Hooks.
 	 */
 	public static function register() {
-		add_action( 'admin_init', array( 'TRP_Settings', 'register_settings' ) );
+		// On init, not admin_init: the sanitizers then guard every update_option(), not only the form.
+		add_action( 'init', array( 'TRP_Settings', 'register_settings' ) );
 		add_action( 'admin_menu', array( __CLASS__, 'menu' ) );
 		add_action( 'admin_post_' . self::ACTION, array( __CLASS__, 'handle_test_connection' ) );
 	}

@@ -39,6 +39,8 @@ class TRP_REST_Controller {
 			'type'              => 'string',
 			'pattern'           => TRP_Settings::SYMBOL_PATTERN,
 			'required'          => $required,
+			// With a sanitize_callback of its own, the schema is only checked when asked for.
+			'validate_callback' => 'rest_validate_request_arg',
 			'sanitize_callback' => fn( $v ) => strtoupper( (string) $v ),
 		);
 	}

@@ -74,7 +74,8 @@ class Trading_Robot_Plug_API_Client {
 			$url = add_query_arg( array_map( 'rawurlencode', (array) $data ), $url );
 		}
 		$use_cache = 'GET' === $method && ( $opts['cache'] ?? true ) && TRP_Settings::cache_seconds() > 0;
-		$cache_key = $use_cache ? self::cache_key( $url ) : '';
+		// The key is part of the cache key: another key may see other data (or none).
+		$cache_key = $use_cache ? self::cache_key( $url . '|' . $this->api_key ) : '';
 		if ( $use_cache ) {
 			$hit = get_transient( $cache_key );
 			if ( is_array( $hit ) ) {
