@@ -5,6 +5,8 @@ options. The suite skips, saying why, where PHP, WordPress, PHPUnit or MariaDB i
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.wordpress.site import UntrustedTLSServer, WordPressSite, missing_requirements
@@ -15,6 +17,8 @@ MISSING = missing_requirements()
 def pytest_collection_modifyitems(config, items):
     if not MISSING:
         return
+    if os.environ.get("WORDPRESS_SUITE_REQUIRED"):
+        raise pytest.UsageError(f"WORDPRESS_SUITE_REQUIRED is set but {MISSING}")
     skip = pytest.mark.skip(reason=f"WordPress suite skipped: {MISSING}")
     for item in items:
         if "tests/wordpress/" in item.nodeid:

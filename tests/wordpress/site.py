@@ -154,10 +154,10 @@ class WordPressSite:
     def _config(self) -> str:
         salts = "\n".join(
             f"define('{name}', '{uuid.uuid4().hex}{uuid.uuid4().hex}');"
-            for name in (
-                "AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY "
-                "AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT"
-            ).split()
+            for name in [
+                *("AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY"),
+                *("AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT"),
+            ]
         )
         return (
             (
@@ -229,7 +229,9 @@ class WordPressSite:
     def set_options(self, **options) -> None:
         """update_option() each name with its (JSON-compatible) value."""
         self.php(
-            "foreach (json_decode(getenv('TRP_OPTIONS'), true) as $k => $v) { update_option($k, $v); }",
+            "foreach (json_decode(getenv('TRP_OPTIONS'), true) as $k => $v) {\n"
+            "    update_option($k, $v);\n"
+            "}",
             env={"TRP_OPTIONS": json.dumps(options)},
         )
 

@@ -56,6 +56,34 @@ def _app_password(wp_site, login: str, role_caps: list[str]) -> tuple[str, str]:
     return out[0], out[1]
 
 
+def _off_loop(fn, *args):
+    """Run fn in a worker thread: Playwright's sync API keeps an event loop on this one, where
+    the ORM refuses to run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def call():
+        try:
+            return fn(*args)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+def _only_order():
+    order = Order.objects.get()
+    return order.source, order.qty
+
+
+def _halted() -> bool:
+    from trading.selectors import kill_switch_get
+
+    return kill_switch_get().engaged
+
+
 def _basic(login: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{login}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
@@ -166,7 +194,8 @@ def test_backend_wordpress_provider_collects_from_this_site(wp_site, backend):
     wp_site.php(
         """
         $c = new Trading_Robot_Plug_API_Client();
-        $a = $c->get('/api/v1/market-data', array('symbol' => 'SPY', 'limit' => 24), array('cache' => false));
+        $q = array('symbol' => 'SPY', 'limit' => 24);
+        $a = $c->get('/api/v1/market-data', $q, array('cache' => false));
         foreach ($a['data'] as $bar) { TRP_Stock_Data::store_bar('SPY', $bar); }
         """
     )
@@ -207,7 +236,8 @@ def test_dashboard_in_chromium(wp_site, backend):
         """
         $id = wp_insert_post(array('post_type' => 'page', 'post_status' => 'publish',
             'post_title' => 'Trading', 'post_name' => 'trading',
-            'post_content' => '<!-- wp:shortcode -->[tradingrobotplug_dashboard]<!-- /wp:shortcode -->'));
+            'post_content' => '<!-- wp:shortcode -->[tradingrobotplug_dashboard]'
+                . '<!-- /wp:shortcode -->'));
         echo get_permalink($id);
         """
     ).strip()
@@ -252,16 +282,13 @@ def test_dashboard_in_chromium(wp_site, backend):
             page.wait_for_selector("#trp-trades tr.trp-trade-row", timeout=2_000)
             assert "QQQ" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
             page.wait_for_selector("#trp-positions tr[data-key=QQQ]", timeout=2_000)
-            order = Order.objects.get()
-            assert order.source == OrderSource.WORDPRESS and order.qty == Decimal("3")
+            assert _off_loop(_only_order) == (OrderSource.WORDPRESS, Decimal("3"))
 
             # The kill switch, confirmed: the halted banner shows and the backend is halted.
             page.click("#trp-stop-trading")
             page.wait_for_selector("#trp-halted-banner:not([hidden])", timeout=3_000)
             assert "kill switch" in page.locator("#trp-halted-banner").inner_text()
-            from trading.selectors import kill_switch_get
-
-            assert kill_switch_get().engaged
+            assert _off_loop(_halted)
             page.screenshot(path=str(ARTIFACTS / "wordpress-dashboard.png"), full_page=True)
             assert errors == []
         finally:
@@ -276,7 +303,8 @@ def test_uninstall_removes_table_options_capabilities_and_cron(wp_site):
         uninstall_plugin('tradingrobotplug/tradingrobotplug.php');
         global $wpdb;
         wp_cache_flush();
-        $options = $wpdb->get_col("SELECT option_name FROM $wpdb->options WHERE option_name LIKE 'trp\\_%' OR option_name LIKE '\\_transient%trp\\_%'");
+        $options = $wpdb->get_col("SELECT option_name FROM $wpdb->options"
+            . " WHERE option_name LIKE 'trp\\_%' OR option_name LIKE '\\_transient%trp\\_%'");
         $roles = array();
         foreach (wp_roles()->role_objects as $name => $role) {
             if ($role->has_cap('trp_view') || $role->has_cap('trp_trade')) { $roles[] = $name; }

@@ -64,7 +64,7 @@ class TRP_Admin {
 		}
 		$messages[] = sprintf( 'Reachable: the backend at %s answers (status: %s).', $client->base_url(), (string) ( $health['status'] ?? 'unknown' ) );
 		if ( '' === TRP_Settings::api_key() ) {
-			$messages[] = 'No API key is set: enter the key the backend issued (manage.py createapikey).';
+			$messages[] = 'No API key is set: enter the key the backend issued (manage.py create_api_key NAME --scope trade).';
 			return array(
 				'ok'       => false,
 				'messages' => $messages,
