@@ -117,7 +117,6 @@ class WordPressSite:
     # --- setup ------------------------------------------------------------------------------
 
     def install(self) -> WordPressSite:
-        build = _build_plugin_module().build
         subprocess.run(["cp", "-rL", str(CORE), str(self.root)], check=True)
         for leftover in (".htaccess", "wp-content/db.php"):
             (self.root / leftover).unlink(missing_ok=True)
@@ -127,7 +126,6 @@ class WordPressSite:
         mu = self.root / "wp-content" / "mu-plugins"
         mu.mkdir(exist_ok=True)
         (mu / "trp-test-connect-to.php").write_text(CONNECT_TO_MU_PLUGIN)
-        build(self.root / "wp-content" / "plugins")
         self.php(
             f"""
             require_once ABSPATH . 'wp-admin/includes/upgrade.php';
@@ -141,14 +139,27 @@ class WordPressSite:
             """,
             installing=True,
         )
+        # The plugin goes in the way "Upload Plugin" puts it: the built zip through
+        # Plugin_Upgrader (wp-admin/update.php?action=upload-plugin runs the same installer).
+        package = _build_plugin_module().package
+        zip_path = package(self.log_dir / "tradingrobotplug.zip", self.log_dir / "build")
         out = self.php(
             """
-            require_once ABSPATH . 'wp-admin/includes/plugin.php';
-            $r = activate_plugin('tradingrobotplug/tradingrobotplug.php');
-            echo is_wp_error($r) ? $r->get_error_message() : 'active';
-            """
+            require_once ABSPATH . 'wp-admin/includes/admin.php';
+            require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php';
+            WP_Filesystem();
+            $upgrader = new Plugin_Upgrader(new Automatic_Upgrader_Skin());
+            $installed = $upgrader->install(getenv('TRP_PLUGIN_ZIP'));
+            if ($installed !== true) {
+                echo 'install failed: ', wp_json_encode($upgrader->skin->get_upgrade_messages());
+                exit;
+            }
+            $r = activate_plugin($upgrader->plugin_info());
+            echo is_wp_error($r) ? $r->get_error_message() : 'active ' . $upgrader->plugin_info();
+            """,
+            env={"TRP_PLUGIN_ZIP": str(zip_path)},
         )
-        assert out.strip().endswith("active"), out
+        assert out.strip().endswith("active tradingrobotplug/tradingrobotplug.php"), out
         return self
 
     def _config(self) -> str:
@@ -176,6 +187,7 @@ class WordPressSite:
             define('DISABLE_WP_CRON', true);
             define('WP_HTTP_BLOCK_EXTERNAL', true);
             define('AUTOMATIC_UPDATER_DISABLED', true);
+            define('FS_METHOD', 'direct');
             define('WP_DEBUG', true);
             define('WP_DEBUG_DISPLAY', false);
             define('WP_DEBUG_LOG', '{self.log_dir}/wordpress-debug.log');

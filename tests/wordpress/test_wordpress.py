@@ -78,6 +78,13 @@ def _only_order():
     return order.source, order.qty
 
 
+def _fill_in_worker(symbol: str) -> None:
+    """What a strategy in the Celery worker does: the order service, no web process."""
+    from trading.services import order_submit
+
+    order_submit(symbol=symbol, side="buy", qty=Decimal("2"))
+
+
 def _halted() -> bool:
     from trading.selectors import kill_switch_get
 
@@ -228,7 +235,7 @@ def test_backend_wordpress_provider_collects_from_this_site(wp_site, backend):
         WordPressProvider(base_url=wp_site.rest, auth_header="").latest(["SPY"])
 
 
-def test_dashboard_in_chromium(wp_site, backend):
+def test_dashboard_in_chromium(wp_site, backend, daphne_factory):
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
@@ -290,6 +297,26 @@ def test_dashboard_in_chromium(wp_site, backend):
             assert "kill switch" in page.locator("#trp-halted-banner").inner_text()
             assert _off_loop(_halted)
             page.screenshot(path=str(ARTIFACTS / "wordpress-dashboard.png"), full_page=True)
+
+            page.click("#trp-resume-trading")
+            page.wait_for_selector("#trp-halted-banner[hidden]", state="attached", timeout=3_000)
+            assert not _off_loop(_halted)
+
+            # The backend goes away: the page says so and keeps retrying (no attempt limit).
+            # A fill happens meanwhile that no stream can deliver; once the backend is back the
+            # page reconnects by itself and re-fetches, so the missed trade shows up.
+            port = backend.daphne.port
+            backend.daphne.stop()
+            page.wait_for_selector("#trp-connection[data-state=reconnecting]", timeout=5_000)
+            _off_loop(_fill_in_worker, "NVDA")
+            daphne_factory(port=port)
+            page.wait_for_selector("#trp-connection[data-state=live]", timeout=20_000)
+            page.wait_for_function(
+                "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 2",
+                timeout=5_000,
+            )
+            assert "NVDA" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
+            page.wait_for_selector("#trp-positions tr[data-key=NVDA]", timeout=2_000)
             assert errors == []
         finally:
             browser.close()

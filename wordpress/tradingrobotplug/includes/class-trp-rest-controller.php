@@ -22,6 +22,20 @@ class TRP_REST_Controller {
 	const SYMBOL_ARG   = '(?P<symbol>[A-Za-z0-9.\-]{1,16})';
 
 	/**
+	 * Reads kept in transients for the "cache seconds" setting: what changes slowly or is kept
+	 * current by the stream. Live state (status, snapshot, positions, orders, trades, account)
+	 * is always asked afresh, so a dashboard re-fetching after a reconnect misses nothing.
+	 */
+	const CACHED = array(
+		'/api/v1/strategies',
+		'/api/v1/strategies/{id}',
+		'/api/v1/market-data',
+		'/api/v1/chart-data',
+		'/api/v1/dashboard/overview',
+		'/api/v1/performance',
+	);
+
+	/**
 	 * Hooks route registration.
 	 */
 	public static function register() {
@@ -201,13 +215,14 @@ class TRP_REST_Controller {
 		);
 
 		foreach ( $routes as list( $route, $method, $backend, $permission, $args ) ) {
+			$cached = in_array( $backend, self::CACHED, true );
 			register_rest_route(
 				self::NAMESPACE_V1,
 				'/' . $route,
 				array(
 					'methods'             => $method,
-					'callback'            => function ( WP_REST_Request $request ) use ( $method, $backend, $args ) {
-						return self::proxy( $request, $method, $backend, array_keys( $args ) );
+					'callback'            => function ( WP_REST_Request $request ) use ( $method, $backend, $args, $cached ) {
+						return self::proxy( $request, $method, $backend, array_keys( $args ), $cached );
 					},
 					'permission_callback' => $permission,
 					'args'                => $args,
@@ -289,9 +304,10 @@ class TRP_REST_Controller {
 	 * @param string          $method   Method.
 	 * @param string          $template Backend path with {id}.
 	 * @param string[]        $names    Declared argument names (only these are sent).
+	 * @param bool            $cached   Whether a GET may be answered from the transient cache.
 	 * @return WP_REST_Response|WP_Error
 	 */
-	public static function proxy( WP_REST_Request $request, $method, $template, $names ) {
+	public static function proxy( WP_REST_Request $request, $method, $template, $names, $cached = false ) {
 		$path = $template;
 		if ( str_contains( $template, '{id}' ) ) {
 			$path = str_replace( '{id}', rawurlencode( (string) $request['id'] ), $template );
@@ -304,7 +320,7 @@ class TRP_REST_Controller {
 			}
 		}
 		$client = new Trading_Robot_Plug_API_Client();
-		$answer = $client->request( $path, $method, $data );
+		$answer = $client->request( $path, $method, $data, array( 'cache' => $cached ) );
 		if ( is_wp_error( $answer ) ) {
 			return $answer;
 		}
