@@ -266,6 +266,19 @@ def test_dashboard_in_chromium(wp_site, backend, daphne_factory):
             # Cookie-authenticated REST without the nonce counts as a visitor.
             assert page.request.get(f"{wp_site.rest}/positions").status == 401
 
+            # Settings → TradingRobotPlug: "Test connection" reports on the real backend; the
+            # key is not on the page; the button's handler refuses a request without its nonce.
+            page.goto(f"{wp_site.base}/wp-admin/options-general.php?page=tradingrobotplug")
+            assert backend.trade_key not in page.content()
+            assert page.input_value("#trp_backend_url") == backend.base
+            page.click("#trp-test-connection")
+            page.wait_for_selector("#trp-test-result", timeout=10_000)
+            assert "API key accepted" in page.locator("#trp-test-result").inner_text()
+            forged = page.request.post(
+                f"{wp_site.base}/wp-admin/admin-post.php", form={"action": "trp_test_connection"}
+            )
+            assert forged.status == 403
+
             page.goto(page_url)
             page.wait_for_selector("#trp-connection[data-state=live]", timeout=15_000)
             page.wait_for_function(

@@ -78,6 +78,16 @@ class SettingsTest extends TRP_TestCase {
 		$this->assertTrue( $ok['ok'], implode( ' ', $ok['messages'] ) );
 		$this->assertStringContainsString( 'API key accepted', implode( ' ', $ok['messages'] ) );
 
+		$this->assertStringContainsString( 'Scope: trade', implode( ' ', $ok['messages'] ) );
+
+		$before = self::backend_order_count();
+		self::configure( getenv( 'TRP_BACKEND_URL' ), getenv( 'TRP_READ_KEY' ) );
+		$read = TRP_Admin::test_connection();
+		$this->assertFalse( $read['ok'] );
+		$this->assertStringContainsString( '403 wrong scope', implode( ' ', $read['messages'] ) );
+		self::configure( getenv( 'TRP_BACKEND_URL' ), getenv( 'TRP_TRADE_KEY' ) );
+		$this->assertSame( $before, self::backend_order_count(), 'the scope probe places no order' );
+
 		self::configure( getenv( 'TRP_BACKEND_URL' ), 'wrong-key-abcdefgh' );
 		$bad = TRP_Admin::test_connection();
 		$this->assertFalse( $bad['ok'] );

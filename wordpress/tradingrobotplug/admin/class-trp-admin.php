@@ -86,6 +86,20 @@ class TRP_Admin {
 			);
 		}
 		$messages[] = sprintf( 'API key accepted: trading is %s.', ! empty( $status['halted'] ) ? 'halted' : 'active' );
+		// The key's scope, without side effects: the backend checks the scope before the body,
+		// so an empty order is a 400 for a trade key and a 403 for a read-only one.
+		$probe = $client->request( '/api/v1/orders/submit', 'POST', array() );
+		$code  = is_wp_error( $probe ) ? $probe->get_error_code() : '';
+		if ( 'trp_backend_scope' === $code ) {
+			$messages[] = '403 wrong scope: this key is read-only. The dashboard works, but orders and the kill switch from WordPress will fail; use a key with the "trade" scope to allow them.';
+			return array(
+				'ok'       => false,
+				'messages' => $messages,
+			);
+		}
+		if ( is_wp_error( $probe ) && 400 === (int) ( $probe->get_error_data()['backend_status'] ?? 0 ) ) {
+			$messages[] = 'Scope: trade (users with trp_trade can place orders and use the kill switch).';
+		}
 		return array(
 			'ok'       => true,
 			'messages' => $messages,
