@@ -364,3 +364,12 @@ def test_uninstall_removes_table_options_capabilities_and_cron(wp_site):
     assert state["roles"] == []
     assert state["cron"] is False
     assert state["active"] is False
+
+
+def test_the_plugin_logged_no_php_warnings(wp_site):
+    """Everything above ran with WP_DEBUG on: no notice, warning or deprecation came from the
+    plugin's own files (WordPress 6.1's own PHP 8.2 deprecations are not ours)."""
+    log = wp_site.log_dir / "wordpress-debug.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    ours = [line for line in lines if "/plugins/tradingrobotplug/" in line]
+    assert ours == []
