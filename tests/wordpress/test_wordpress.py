@@ -235,7 +235,13 @@ def test_backend_wordpress_provider_collects_from_this_site(wp_site, backend):
         WordPressProvider(base_url=wp_site.rest, auth_header="").latest(["SPY"])
 
 
-def test_dashboard_in_chromium(wp_site, backend, daphne_factory):
+@pytest.fixture
+def short_ws_tokens(monkeypatch):
+    """Backend processes started after this issue 30-second WebSocket tokens."""
+    monkeypatch.setenv("WEBSOCKET_TOKEN_MAX_AGE", "30")
+
+
+def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory):
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
@@ -256,6 +262,11 @@ def test_dashboard_in_chromium(wp_site, backend, daphne_factory):
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("dialog", lambda dialog: dialog.accept())
+            token_calls: list[str] = []
+            page.on(
+                "request",
+                lambda r: token_calls.append(r.url) if "websocket/token" in r.url else None,
+            )
 
             page.goto(f"{wp_site.base}/wp-login.php")
             page.fill("#user_login", "admin")
@@ -330,6 +341,13 @@ def test_dashboard_in_chromium(wp_site, backend, daphne_factory):
             )
             assert "NVDA" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
             page.wait_for_selector("#trp-positions tr[data-key=NVDA]", timeout=2_000)
+            # Tokens live 30 s here: the page renewed its token through WordPress before expiry
+            # (the reconnect above used a renewed one).
+            deadline = time.monotonic() + 8
+            while len(token_calls) < 2 and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            assert len(token_calls) >= 2
+            assert all(url.startswith(wp_site.rest) for url in token_calls)
             assert errors == []
         finally:
             browser.close()

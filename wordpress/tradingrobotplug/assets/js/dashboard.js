@@ -45,12 +45,22 @@
    * token expires (so the next reconnect always has a valid one).
    */
   class TradingRobotPlugWebSocket {
-    constructor(options) {
-      this.fetchToken = options.fetchToken; // async () => {token, expires_at, url}
+    // new TradingRobotPlugWebSocket(url, token, options) as the original client was called, or
+    // new TradingRobotPlugWebSocket(options) with options.fetchToken supplying {token, expires_at, url}.
+    constructor(url, token, options) {
+      if (typeof url === "object" && url !== null) {
+        options = url;
+        url = null;
+        token = null;
+      }
+      options = options || {};
+      this.url = url;
+      this.fetchToken = options.fetchToken || null;
       this.symbols = options.symbols || [];
       this.handlers = options.handlers || {};
       this.ws = null;
-      this.token = null;
+      // A token given up front is used until it expires (its expiry unknown: one connect).
+      this.token = token ? { token: token, url: url, expires_at: new Date(Date.now() + 60000).toISOString() } : null;
       this.reconnectAttempts = 0;
       this.lastSeq = {};
       this.helloSeen = false;
@@ -62,6 +72,7 @@
 
     async refreshToken() {
       clearTimeout(this.refreshTimer);
+      if (!this.fetchToken) throw new Error("no way to renew the WebSocket token");
       this.token = await this.fetchToken();
       const expires = Date.parse(this.token.expires_at);
       // Renew a minute before expiry (at least 5 s from now).
@@ -151,16 +162,23 @@
         this.lastSeq[stream] = data.seq;
         if (last !== undefined && data.seq !== last + 1) this.emit("resync");
       }
+      // Route events to their handlers (the backend's event types, streaming/events.py).
       switch (data.type) {
-        case "market_data": this.emit("marketData", data.payload, data); break;
-        case "trade_update": this.emit("tradeUpdate", data.payload, data); break;
-        case "order_update": this.emit("orderUpdate", data.payload, data); break;
-        case "position_update": this.emit("positionUpdate", data.payload, data); break;
-        case "performance_update": this.emit("performanceUpdate", data.payload, data); break;
-        case "status": this.emit("status", data.payload, data); break;
-        case "error": this.emit("error", data.payload, data); break;
+        case "market_data": this.onMarketData(data.payload); break;
+        case "trade_update": this.onTradeUpdate(data.payload); break;
+        case "order_update": this.onOrderUpdate(data.payload); break;
+        case "position_update": this.onPositionUpdate(data.payload); break;
+        case "performance_update": this.onPerformanceUpdate(data.payload); break;
+        case "status": this.emit("status", data.payload); break;
+        case "error": this.emit("error", data.payload); break;
       }
     }
+
+    onMarketData(data) { this.emit("marketData", data); }
+    onTradeUpdate(data) { this.emit("tradeUpdate", data); }
+    onOrderUpdate(data) { this.emit("orderUpdate", data); }
+    onPositionUpdate(data) { this.emit("positionUpdate", data); }
+    onPerformanceUpdate(data) { this.emit("performanceUpdate", data); }
 
     emit(name, payload, message) {
       const handler = this.handlers[name];
