@@ -74,7 +74,7 @@ def _off_loop(fn, *args):
 
 
 def _only_order():
-    order = Order.objects.get()
+    order = Order.objects.get(type="market")
     return order.source, order.qty
 
 
@@ -83,6 +83,10 @@ def _fill_in_worker(symbol: str) -> None:
     from trading.services import order_submit
 
     order_submit(symbol=symbol, side="buy", qty=Decimal("2"))
+
+
+def _limit_order_status() -> str:
+    return Order.objects.get(type="limit").status
 
 
 def _halted() -> bool:
@@ -313,6 +317,21 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             page.wait_for_selector("#trp-trades tr.trp-trade-row", timeout=2_000)
             assert "QQQ" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
             page.wait_for_selector("#trp-positions tr[data-key=QQQ]", timeout=2_000)
+            page.wait_for_function(
+                "() => document.querySelector('#trp-trade-count').textContent === '1'",
+                timeout=5_000,
+            )
+            assert page.locator("#trp-cash").inner_text() != "100000.00"
+
+            # A resting limit order shows under open orders with a cancel button that works.
+            page.select_option("#trp-order-form select[name=type]", "limit")
+            page.fill("#trp-order-form input[name=limit_price]", "1.00")
+            page.click("#trp-submit-order")
+            page.wait_for_selector("#trp-orders tbody tr button.trp-cancel", timeout=3_000)
+            assert "limit" in page.locator("#trp-orders tbody tr").first.inner_text()
+            page.click("#trp-orders tbody tr button.trp-cancel")
+            page.wait_for_selector("#trp-orders tbody tr", state="detached", timeout=3_000)
+            page.select_option("#trp-order-form select[name=type]", "market")
             assert _off_loop(_only_order) == (OrderSource.WORDPRESS, Decimal("3"))
 
             # The kill switch, confirmed: the halted banner shows and the backend is halted.
@@ -320,6 +339,7 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             page.wait_for_selector("#trp-halted-banner:not([hidden])", timeout=3_000)
             assert "kill switch" in page.locator("#trp-halted-banner").inner_text()
             assert _off_loop(_halted)
+            assert _off_loop(_limit_order_status) == "canceled"
             page.screenshot(path=str(ARTIFACTS / "wordpress-dashboard.png"), full_page=True)
 
             page.click("#trp-resume-trading")

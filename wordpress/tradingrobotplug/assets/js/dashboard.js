@@ -386,6 +386,18 @@
     return loading;
   }
 
+  // A fill changes cash, equity and the trade count: read them again (at most once a second).
+  let performanceTimer = null;
+  function refreshPerformanceSoon() {
+    if (performanceTimer) return;
+    performanceTimer = setTimeout(() => {
+      performanceTimer = null;
+      api("dashboard/snapshot")
+        .then((snap) => applyPerformance(snap.performance))
+        .catch(() => {});
+    }, 1000);
+  }
+
   function live(fn) {
     return (payload) => (loading ? pending.push(() => fn(payload)) : fn(payload));
   }
@@ -460,7 +472,10 @@
       state: setConnection,
       resync: resync,
       marketData: live(applyBar),
-      tradeUpdate: live(applyTrade),
+      tradeUpdate: live((t) => {
+        applyTrade(t);
+        refreshPerformanceSoon();
+      }),
       orderUpdate: live(applyOrder),
       positionUpdate: live(applyPosition),
       performanceUpdate: live(applyPerformance),
