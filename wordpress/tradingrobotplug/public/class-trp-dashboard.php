@@ -23,6 +23,32 @@ class TRP_Dashboard {
 	 */
 	public static function register() {
 		add_shortcode( 'tradingrobotplug_dashboard', array( __CLASS__, 'render' ) );
+		add_action( 'init', array( __CLASS__, 'register_block' ) );
+	}
+
+	/**
+	 * The same dashboard as a block ("TradingRobotPlug dashboard" in the inserter), rendered on
+	 * the server like the shortcode.
+	 */
+	public static function register_block() {
+		wp_register_script(
+			'trp-dashboard-block',
+			TRP_PLUGIN_URL . 'assets/js/block.js',
+			array( 'wp-blocks', 'wp-element', 'wp-i18n' ),
+			TRP_VERSION,
+			true
+		);
+		register_block_type(
+			'tradingrobotplug/dashboard',
+			array(
+				'api_version'     => 2,
+				'title'           => __( 'TradingRobotPlug dashboard', 'tradingrobotplug' ),
+				'category'        => 'widgets',
+				'editor_script'   => 'trp-dashboard-block',
+				'render_callback' => array( __CLASS__, 'render' ),
+				'supports'        => array( 'html' => false ),
+			)
+		);
 	}
 
 	/**
