@@ -286,6 +286,13 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             page.goto(f"{wp_site.base}/wp-admin/options-general.php?page=tradingrobotplug")
             assert backend.trade_key not in page.content()
             assert page.input_value("#trp_backend_url") == backend.base
+            # Saving the form (options.php, its nonce) sanitizes the symbols and keeps the key,
+            # whose field is always empty.
+            assert page.input_value("#trp_api_key") == ""
+            page.fill("#trp_symbols", "spy, qqq nvda,qqq")
+            page.click("#submit")
+            page.wait_for_selector("#setting-error-settings_updated", timeout=10_000)
+            assert page.input_value("#trp_symbols") == "SPY,QQQ,NVDA"
             page.click("#trp-test-connection")
             page.wait_for_selector("#trp-test-result", timeout=10_000)
             assert "API key accepted" in page.locator("#trp-test-result").inner_text()
@@ -340,6 +347,8 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             assert "kill switch" in page.locator("#trp-halted-banner").inner_text()
             assert _off_loop(_halted)
             assert _off_loop(_limit_order_status) == "canceled"
+            page.mouse.move(0, 0)
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(ARTIFACTS / "wordpress-dashboard.png"), full_page=True)
 
             page.click("#trp-resume-trading")
