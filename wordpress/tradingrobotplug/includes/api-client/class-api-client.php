@@ -91,7 +91,8 @@ class Trading_Robot_Plug_API_Client {
 			'headers'             => $this->headers( 'GET' !== $method ),
 		);
 		if ( 'GET' !== $method ) {
-			$args['body'] = wp_json_encode( null === $data ? new stdClass() : $data );
+			// An empty body is the empty object, never a JSON list.
+			$args['body'] = wp_json_encode( empty( $data ) ? new stdClass() : $data );
 		}
 		$result = self::decode( wp_remote_request( $url, $args ), $url );
 		if ( 'GET' !== $method ) {
