@@ -74,7 +74,7 @@ def _off_loop(fn, *args):
 
 
 def _only_order():
-    order = Order.objects.get(type="market")
+    order = Order.objects.get(type="market", symbol="QQQ")
     return order.source, order.qty
 
 
@@ -83,6 +83,13 @@ def _fill_in_worker(symbol: str) -> None:
     from trading.services import order_submit
 
     order_submit(symbol=symbol, side="buy", qty=Decimal("2"))
+
+
+def _skip_event_seq(count: int) -> None:
+    """As if `count` events were published that no client received."""
+    from streaming.redis import client, seq_key
+
+    client().incrby(seq_key("events"), count)
 
 
 def _limit_order_status() -> str:
@@ -267,10 +274,15 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("dialog", lambda dialog: dialog.accept())
             token_calls: list[str] = []
-            page.on(
-                "request",
-                lambda r: token_calls.append(r.url) if "websocket/token" in r.url else None,
-            )
+            chart_calls: list[str] = []
+
+            def on_request(request) -> None:
+                if "websocket/token" in request.url:
+                    token_calls.append(request.url)
+                if "chart-data" in request.url:
+                    chart_calls.append(request.url)
+
+            page.on("request", on_request)
 
             page.goto(f"{wp_site.base}/wp-login.php")
             page.fill("#user_login", "admin")
@@ -339,6 +351,20 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             page.click("#trp-orders tbody tr button.trp-cancel")
             page.wait_for_selector("#trp-orders tbody tr", state="detached", timeout=3_000)
             page.select_option("#trp-order-form select[name=type]", "market")
+
+            # Lost messages: the stream's sequence jumps. The page notices the gap at the next
+            # event and re-fetches everything over REST (its charts included).
+            charts_before = len(chart_calls)
+            _off_loop(_skip_event_seq, 5)
+            _off_loop(_fill_in_worker, "SPY")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 2",
+                timeout=3_000,
+            )
+            deadline = time.monotonic() + 5
+            while len(chart_calls) == charts_before and time.monotonic() < deadline:
+                page.wait_for_timeout(100)
+            assert len(chart_calls) > charts_before
             assert _off_loop(_only_order) == (OrderSource.WORDPRESS, Decimal("3"))
 
             # The kill switch, confirmed: the halted banner shows and the backend is halted.
@@ -365,7 +391,7 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
             daphne_factory(port=port)
             page.wait_for_selector("#trp-connection[data-state=live]", timeout=20_000)
             page.wait_for_function(
-                "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 2",
+                "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 3",
                 timeout=5_000,
             )
             assert "NVDA" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
