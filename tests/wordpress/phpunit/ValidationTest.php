@@ -35,12 +35,24 @@ class ValidationTest extends TRP_TestCase {
 			array( 'chart-data', array( 'symbol' => 'SPY', 'timeframe' => '7Min' ) ),
 			array( 'market-data', array( 'symbol' => 'SPY', 'limit' => 0 ) ),
 			array( 'orders', array( 'status' => 'filled;drop' ) ),
-			array( 'trades', array( 'page' => -1 ) ),
+			array( 'trades', array( 'offset' => -1 ) ),
+			array( 'orders', array( 'limit' => 501 ) ),
 		);
 		foreach ( $cases as list( $route, $query ) ) {
 			list( $status, $data ) = self::call( 'GET', $route, $query, 'viewer' );
 			$this->assertSame( 400, $status, $route . ' ' . wp_json_encode( $query ) );
 		}
+	}
+
+	public function test_pagination_reaches_the_backend() {
+		self::call( 'POST', 'orders/submit', array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'client_order_id' => 'phpunit-page-1' ), 'trader' );
+		self::call( 'POST', 'orders/submit', array( 'symbol' => 'QQQ', 'side' => 'buy', 'qty' => '1', 'client_order_id' => 'phpunit-page-2' ), 'trader' );
+		list( $status, $page ) = self::call( 'GET', 'orders', array( 'limit' => 1 ), 'viewer' );
+		$this->assertSame( 200, $status );
+		$this->assertCount( 1, $page['results'] );
+		$this->assertGreaterThanOrEqual( 2, $page['count'] );
+		list( , $next ) = self::call( 'GET', 'orders', array( 'limit' => 1, 'offset' => 1 ), 'viewer' );
+		$this->assertNotSame( $page['results'][0]['id'], $next['results'][0]['id'] );
 	}
 
 	public function test_kill_switch_reason_is_bounded() {

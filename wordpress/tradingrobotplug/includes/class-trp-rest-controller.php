@@ -87,11 +87,17 @@ class TRP_REST_Controller {
 		$view  = array( __CLASS__, 'can_view' );
 		$trade = array( __CLASS__, 'can_trade' );
 		$id    = '(?P<id>' . self::ID_PATTERN . ')';
-		$page  = array(
-			'page' => array(
+		// The backend's list pagination: ?limit=&offset=.
+		$page = array(
+			'limit'  => array(
 				'type'    => 'integer',
 				'minimum' => 1,
-				'maximum' => 100000,
+				'maximum' => 500,
+			),
+			'offset' => array(
+				'type'    => 'integer',
+				'minimum' => 0,
+				'maximum' => 10000000,
 			),
 		);
 
