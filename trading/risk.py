@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models import F, Sum
 
+from core import sql
 from marketdata.models import SYMBOL_RE
 from trading.exceptions import InsufficientBuyingPower, InvalidOrder, RiskLimitExceeded
 from trading.models import (
@@ -25,7 +26,6 @@ from trading.models import (
     Position,
     TradingSession,
 )
-from tradingrobot import sql
 
 ZERO = Decimal("0")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -173,7 +173,7 @@ def _reserved_cash(open_orders: list[tuple], price_of) -> Decimal:
     return total
 
 
-# Every order reads these two: hand-written SQL (see tradingrobot.sql).
+# Every order reads these two: hand-written SQL (see core.sql).
 def _open_orders(session_id: int) -> list[tuple]:
     """(symbol, side, qty, filled_qty, limit_price) of the session's open orders."""
     names = ("symbol", "side", "qty", "filled_qty", "limit_price")

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import QuerySet, Sum
 
+from core import sql
 from trading.brokers.base import BrokerOrder
 from trading.models import (
     OPEN_STATUSES,
@@ -18,7 +19,6 @@ from trading.models import (
     Trade,
     TradingSession,
 )
-from tradingrobot import sql
 
 ZERO = Decimal("0")
 
@@ -51,7 +51,7 @@ class TradingGate:
 def trading_gate(client_order_id: str | None = None) -> TradingGate:
     """The order already stored under `client_order_id` (if any), the kill switch and the
     running session, read in one round trip: the hot path of every order (hand-written SQL,
-    see tradingrobot.sql). Separate reads only happen when the id is known (then the order is
+    see core.sql). Separate reads only happen when the id is known (then the order is
     fetched) or no session runs."""
     quote = sql.quote
     session_fields = TradingSession._meta.concrete_fields
@@ -87,7 +87,7 @@ def trading_gate(client_order_id: str | None = None) -> TradingGate:
 
 def order_lock(order_id: uuid.UUID | str) -> Order:
     """The order, its row locked until the caller's transaction ends (the fill's hot path:
-    hand-written SQL, see tradingrobot.sql). Raises Order.DoesNotExist."""
+    hand-written SQL, see core.sql). Raises Order.DoesNotExist."""
     order = sql.instance(
         Order,
         f"SELECT {sql.columns(Order)} FROM {sql.quote(Order._meta.db_table)} "

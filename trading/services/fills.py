@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from core import sql
 from streaming import events
 from streaming.publish import publish_many
 from trading import selectors
@@ -22,7 +23,6 @@ from trading.models import (
     TradingSession,
 )
 from trading.services.transitions import SIX, ZERO, _order_event, order_transition
-from tradingrobot import sql
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _fill_apply(
 
 def _session_cash_add(session_id: int, amount: Decimal) -> None:
     """Add `amount` to the session's cash in one statement (hand-written: every fill runs it,
-    see tradingrobot.sql)."""
+    see core.sql)."""
     with transaction.get_connection().cursor() as cursor:
         cursor.execute(
             f"UPDATE {sql.quote(TradingSession._meta.db_table)} SET cash = cash + %s WHERE id = %s",

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core import sql
 from trading import selectors
 from trading.brokers import get_broker
 from trading.brokers.base import BrokerError, OrderRequest
@@ -30,7 +31,6 @@ from trading.models import (
 )
 from trading.services.fills import order_record_broker_state
 from trading.services.order_cancel import _cancel_locally, _cancel_quietly, order_reject
-from tradingrobot import sql
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,3 @@
+"""Shared foundations every app may import and that import no app: domain errors
+(`core.exceptions`), outbound HTTP helpers (`core.http`), the hand-written SQL helpers of the
+hot paths (`core.sql`)."""
