@@ -375,7 +375,7 @@ def account_get() -> dict:
 
     session = session_current() or session_latest()
     broker = get_broker()
-    account = broker.call("get_account", session_id=session.pk if session else None)
+    account = broker.account(session_id=session.pk if session else None)
     return {
         "broker": broker.name,
         "session_id": session.pk if session else None,

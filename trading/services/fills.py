@@ -27,6 +27,11 @@ from trading.services.transitions import SIX, ZERO, _order_event, order_transiti
 logger = logging.getLogger(__name__)
 
 
+# A rejection, or a cancel or expiry the broker decided (e.g. the paper broker's day orders at the
+# close), carries the broker's reason.
+_CLOSED_WITH_REASON = (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
+
+
 def order_record_broker_state(
     *, order_id, state: BrokerOrder, repair: str = "", market_time=None
 ) -> Order:
@@ -79,7 +84,7 @@ def order_record_broker_state(
             )
         target = order.status if state.status == OrderStatus.PENDING_SUBMIT else state.status
         order_transition(order, target)
-        if target == OrderStatus.REJECTED and state.reject_reason:
+        if target in _CLOSED_WITH_REASON and state.reject_reason:
             order.reject_reason = state.reject_reason[:255]
         if target in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.canceled_at is None:
             order.canceled_at = timezone.now()

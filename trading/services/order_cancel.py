@@ -86,7 +86,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
     broker = get_broker()
     try:
         if not order.broker_order_id:
-            known = broker.call("get_order_by_client_id", order.client_order_id)
+            known = broker.order_by_client_id(order.client_order_id)
             if known is None:
                 return _cancel_locally(order=order, reason=reason)
             order = order_record_broker_state(order_id=order.pk, state=known)
@@ -95,7 +95,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
                     f"order {order.pk} is {order.status} at the broker",
                     details={"status": order.status},
                 )
-        broker.call("cancel_order", order.broker_order_id)
+        broker.cancel(order.broker_order_id)
     except BrokerError as exc:
         if not exc.permanent:
             raise BrokerUnavailable(
@@ -104,7 +104,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
             ) from exc
         logger.info("broker refused cancel of %s: %s", order.pk, exc.message)
         try:
-            known = broker.call("get_order_by_client_id", order.client_order_id)
+            known = broker.order_by_client_id(order.client_order_id)
         except BrokerError:
             known = None
         if known is not None:

@@ -74,14 +74,14 @@ def order_send(*, order: Order, bypass_halt: bool = False, market_time=None) -> 
     broker = get_broker()
     release = Order.objects.filter(pk=order.pk)
     try:
-        answer = broker.call("submit_order", request)
+        answer = broker.submit(request)
     except BrokerError as exc:
         release.update(send_lease_until=None)
         if exc.permanent and attempt > 1:
             # A retry refused (e.g. "client_order_id must be unique") may mean an earlier
             # attempt did arrive after all: the broker's record wins over our rejection.
             try:
-                known = broker.call("get_order_by_client_id", order.client_order_id)
+                known = broker.order_by_client_id(order.client_order_id)
             except BrokerError:
                 known = None
             if known is not None:
@@ -160,7 +160,7 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
         return order
     broker = get_broker()
     try:
-        known = broker.call("get_order_by_client_id", order.client_order_id)
+        known = broker.order_by_client_id(order.client_order_id)
     except BrokerError as exc:
         logger.warning("lookup of %s failed: %s", order.client_order_id, exc.message)
         if not exc.permanent:

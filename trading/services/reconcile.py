@@ -83,7 +83,7 @@ def _reconcile_pending(broker, halted: bool, report: ReconcileReport) -> None:
         if order.send_lease_until is not None and order.send_lease_until > timezone.now():
             continue  # another process is sending it right now; its answer will be recorded
         try:
-            known = broker.call("get_order_by_client_id", order.client_order_id)
+            known = broker.order_by_client_id(order.client_order_id)
         except BrokerError as exc:
             report.errors.append(f"lookup of {order.client_order_id} failed: {exc.message}")
             continue
@@ -120,7 +120,7 @@ def _reject_unconfirmed(order: Order) -> None:
 
 def _reconcile_open_orders(broker, halted: bool, report: ReconcileReport) -> None:
     try:
-        broker_open = broker.call("get_orders", status="open")
+        broker_open = broker.open_orders()
     except BrokerError as exc:
         report.errors.append(f"listing open orders failed: {exc.message}")
         return
@@ -135,7 +135,7 @@ def _close_orders_the_broker_closed(broker, open_ids: set[str], report: Reconcil
         if order.client_order_id in open_ids:
             continue
         try:
-            known = broker.call("get_order_by_client_id", order.client_order_id)
+            known = broker.order_by_client_id(order.client_order_id)
         except BrokerError as exc:
             report.errors.append(f"lookup of {order.client_order_id} failed: {exc.message}")
             continue
@@ -175,10 +175,10 @@ def _sync_broker_open_order(state: BrokerOrder, halted: bool, report: ReconcileR
 def _reconcile_positions(broker, report: ReconcileReport) -> None:
     """Live brokers' positions win (the paper broker's positions are ours: nothing to repair)."""
     session = selectors.session_current() or selectors.session_latest()
-    if session is None or broker.name == "paper":
+    if session is None or not broker.positions_are_independent:
         return
     try:
-        theirs = {p.symbol: p for p in broker.call("get_positions", session_id=session.pk)}
+        theirs = {p.symbol: p for p in broker.positions(session_id=session.pk)}
     except BrokerError as exc:
         report.errors.append(f"listing positions failed: {exc.message}")
         return
