@@ -21,6 +21,7 @@ from trading import selectors
 from trading.brokers import get_broker
 from trading.brokers.base import BrokerError, OrderRequest
 from trading.exceptions import (
+    BrokerUnavailable,
     InsufficientBuyingPower,
     OrderRejected,
 )
@@ -35,13 +36,16 @@ from trading.services.order_cancel import _cancel_locally, _cancel_quietly, orde
 logger = logging.getLogger(__name__)
 
 
-def order_send(*, order: Order, bypass_halt: bool = False, market_time=None) -> Order:
+def order_send(
+    *, order: Order, bypass_halt: bool = False, market_time=None, schedule_retry: bool = True
+) -> Order:
     """Send a committed pending_submit order to the broker and record the answer.
 
     A temporary broker failure leaves the order pending_submit (it is never forgotten) and
-    schedules a retry that looks the order up by client_order_id before resending anything.
-    `market_time`, when the caller already read the market clock, stamps the order's
-    acceptance.
+    schedules the retry task, which looks the order up by client_order_id before resending
+    anything; the retry task itself passes `schedule_retry=False` and gets BrokerUnavailable
+    instead (its own policy decides when to try again). `market_time`, when the caller already
+    read the market clock, stamps the order's acceptance.
     """
     request = OrderRequest(
         client_order_id=order.client_order_id,
@@ -96,6 +100,11 @@ def order_send(*, order: Order, bypass_halt: bool = False, market_time=None) -> 
                 exc.message, details={"order_id": str(order.pk)}, code=exc.code
             ) from exc
         logger.warning("order %s left pending_submit: %s", order.client_order_id, exc.message)
+        if not schedule_retry:
+            raise BrokerUnavailable(
+                f"the broker could not be reached: {exc.message}",
+                details={"order_id": str(order.pk)},
+            ) from exc
         _schedule_resubmit(order)
         order.refresh_from_db()
         return order
@@ -144,7 +153,7 @@ def _schedule_resubmit(order: Order) -> None:
 
 def _enqueue(task, *args) -> None:
     try:
-        task.apply_async(args=args, countdown=2)
+        task.delay(*args)  # when it runs again after a failure: the task's retry policy
     except Exception:  # noqa: BLE001 - reconciliation finds pending_submit orders anyway
         logger.warning("could not enqueue %s%s", task.name, args, exc_info=True)
 
@@ -153,7 +162,8 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
     """Retry a pending_submit order: first ask the broker whether it has it, then resend.
 
     While the kill switch is set nothing is sent: the order is adopted if the broker has it
-    (and then canceled there), else canceled locally.
+    (and then canceled there), else canceled locally. A broker that cannot be reached raises
+    BrokerUnavailable, for the task's retry policy (trading.tasks.order_resubmit).
     """
     order = Order.objects.get(pk=order_id)
     if order.status != OrderStatus.PENDING_SUBMIT:
@@ -164,7 +174,10 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
     except BrokerError as exc:
         logger.warning("lookup of %s failed: %s", order.client_order_id, exc.message)
         if not exc.permanent:
-            _schedule_resubmit(order)
+            raise BrokerUnavailable(
+                f"the broker could not be reached: {exc.message}",
+                details={"order_id": str(order.pk)},
+            ) from exc
         return order
     halted = selectors.kill_switch_get().engaged
     if known is not None:
@@ -175,7 +188,7 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
     if halted:
         return _cancel_locally(order=order, reason="kill switch engaged before submission")
     try:
-        return order_send(order=order)
+        return order_send(order=order, schedule_retry=False)
     except (OrderRejected, InsufficientBuyingPower):
         order.refresh_from_db()
         return order
