@@ -6,9 +6,6 @@ from rest_framework.permissions import AllowAny
 
 from tradingrobot import views
 from tradingrobot.api import aliases
-from tradingrobot.api.schema import document_views
-
-document_views()
 
 # The Trading Robot API paths the WordPress plugin speaks; the same services as /api/v1/.
 alias_patterns = [
