@@ -246,17 +246,17 @@ def broker_orders_from_db(
         orders = orders.filter(status__in=OPEN_STATUSES)
     if session_id:
         orders = orders.filter(session_id=session_id)
-    return [_as_broker_order(o) for o in orders]
+    return [broker_order_of(o) for o in orders]
 
 
 def broker_order_from_db(client_order_id: str) -> BrokerOrder | None:
     order = (
         Order.objects.filter(client_order_id=client_order_id).exclude(broker_order_id="").first()
     )
-    return _as_broker_order(order) if order else None
+    return broker_order_of(order) if order else None
 
 
-def _as_broker_order(order: Order) -> BrokerOrder:
+def broker_order_of(order: Order) -> BrokerOrder:
     return BrokerOrder(
         client_order_id=order.client_order_id,
         broker_order_id=order.broker_order_id,

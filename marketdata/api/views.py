@@ -84,9 +84,12 @@ def _since(symbol: str, days: int):
     return calendar.sessions_start(latest or selectors.market_now(), days)
 
 
-def _freshness(symbol: str) -> dict:
+def _answer(serializer_class, symbol: str, **parts) -> HttpResponse:
+    """One symbol's answer under exactly the keys `serializer_class` declares, with how fresh
+    its data is (computed per request: a dead provider shows even while rows are cached)."""
     feed = selectors.feed_staleness([symbol])[symbol]
-    return {"age_seconds": feed["age_seconds"], "stale": feed["stale"]}
+    values = {"symbol": symbol, **parts, "age_seconds": feed["age_seconds"], "stale": feed["stale"]}
+    return _json(json_object(serializer_class, values))
 
 
 # Their JSON is built here (rows cached as JSON text): the shapes are documented from the same
@@ -94,6 +97,8 @@ def _freshness(symbol: str) -> dict:
 SYMBOL_PARAM = OpenApiParameter("symbol", str, OpenApiParameter.PATH)
 TIMEFRAME_PARAM = OpenApiParameter("timeframe", str, enum=Timeframe.values)
 QUERY_SYMBOL_PARAM = OpenApiParameter("symbol", str)
+LIMIT_PARAM = OpenApiParameter("limit", int)
+DAYS_PARAM = OpenApiParameter("days", int)
 
 
 @extend_schema_view(
@@ -137,7 +142,7 @@ class StockDataView(APIView):
     get=extend_schema(
         summary="Price history of one symbol (?days=)",
         operation_id="stock_data_symbol",
-        parameters=[SYMBOL_PARAM, OpenApiParameter("days", int)],
+        parameters=[SYMBOL_PARAM, DAYS_PARAM],
         responses=StockDataSymbolSerializer,
     )
 )
@@ -168,8 +173,7 @@ class StockDataSymbolView(APIView):
             )
 
         rows = cache.cached("stock-data-symbol", [symbol], {"days": days}, build)
-        body = {"symbol": symbol, "days": days, "stock_data": RawJSON(rows), **_freshness(symbol)}
-        return _json(json_object(StockDataSymbolSerializer, body))
+        return _answer(StockDataSymbolSerializer, symbol, days=days, stock_data=RawJSON(rows))
 
 
 def _market_data(request, symbol: str) -> HttpResponse:
@@ -181,25 +185,16 @@ def _market_data(request, symbol: str) -> HttpResponse:
         return len(rows), _dumps([ohlcv_row(r) for r in rows])
 
     count, rows = cache.cached("market-data", [symbol], {"tf": timeframe, "limit": limit}, build)
-    body = {
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "count": count,
-        "data": RawJSON(rows),
-        **_freshness(symbol),
-    }
-    return _json(json_object(MarketDataPageSerializer, body))
+    return _answer(
+        MarketDataPageSerializer, symbol, timeframe=timeframe, count=count, data=RawJSON(rows)
+    )
 
 
 @extend_schema_view(
     get=extend_schema(
         summary="OHLCV bars (?symbol=&timeframe=&limit=)",
         operation_id="market_data_query",
-        parameters=[
-            OpenApiParameter("symbol", str),
-            TIMEFRAME_PARAM,
-            OpenApiParameter("limit", int),
-        ],
+        parameters=[QUERY_SYMBOL_PARAM, TIMEFRAME_PARAM, LIMIT_PARAM],
         responses=MarketDataPageSerializer,
     )
 )
@@ -214,7 +209,7 @@ class MarketDataView(APIView):
     get=extend_schema(
         summary="OHLCV bars of one symbol",
         operation_id="market_data_symbol",
-        parameters=[SYMBOL_PARAM, TIMEFRAME_PARAM, OpenApiParameter("limit", int)],
+        parameters=[SYMBOL_PARAM, TIMEFRAME_PARAM, LIMIT_PARAM],
         responses=MarketDataPageSerializer,
     )
 )
@@ -229,11 +224,7 @@ class MarketDataSymbolView(APIView):
     get=extend_schema(
         summary="Candles for charts (?symbol=&timeframe=&days=)",
         operation_id="chart_data",
-        parameters=[
-            OpenApiParameter("symbol", str),
-            TIMEFRAME_PARAM,
-            OpenApiParameter("days", int),
-        ],
+        parameters=[QUERY_SYMBOL_PARAM, TIMEFRAME_PARAM, DAYS_PARAM],
         responses=ChartDataSerializer,
     )
 )
@@ -257,11 +248,6 @@ class ChartDataView(APIView):
 
         params = {"tf": timeframe, "days": days}
         candles = cache.cached("chart-data", [symbol], params, build)
-        body = {
-            "symbol": symbol,
-            "timeframe": timeframe,
-            "days": days,
-            "candles": RawJSON(candles),
-            **_freshness(symbol),
-        }
-        return _json(json_object(ChartDataSerializer, body))
+        return _answer(
+            ChartDataSerializer, symbol, timeframe=timeframe, days=days, candles=RawJSON(candles)
+        )

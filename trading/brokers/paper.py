@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -83,23 +83,11 @@ def _answer(request: OrderRequest, broker_order_id: str, now: datetime, **state)
     )
 
 
-def _resting_state(order, *, status: str, **state) -> BrokerOrder:
+def _resting_state(order, **state) -> BrokerOrder:
     """The paper broker's view of a resting order (a row of ours) after a bar or the close."""
-    state.setdefault("filled_qty", order.filled_qty)
-    state.setdefault("filled_avg_price", order.filled_avg_price)
-    return BrokerOrder(
-        client_order_id=order.client_order_id,
-        broker_order_id=order.broker_order_id,
-        symbol=order.symbol,
-        side=order.side,
-        type=order.type,
-        qty=order.qty,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        time_in_force=order.time_in_force,
-        status=status,
-        **state,
-    )
+    from trading.selectors import broker_order_of
+
+    return replace(broker_order_of(order), **state)
 
 
 class PaperBroker(BaseBroker):
