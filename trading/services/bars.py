@@ -59,7 +59,9 @@ def orders_process_bars() -> BarsResult:
         .values_list("client_order_id", "pk")
     )
     for state in get_broker().orders_after_bars(open_orders, now=now):
-        order_id = open_orders[state.client_order_id]
+        order_id = open_orders.get(state.client_order_id)
+        if order_id is None:
+            continue  # not one we asked about
         try:
             order = order_record_broker_state(order_id=order_id, state=state)
         except DomainError as exc:

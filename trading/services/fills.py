@@ -22,7 +22,7 @@ from trading.models import (
     Trade,
     TradingSession,
 )
-from trading.services.transitions import SIX, ZERO, _order_event, order_transition
+from trading.services.transitions import SIX, ZERO, order_event, order_transition
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def order_record_broker_state(
         if target in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.canceled_at is None:
             order.canceled_at = timezone.now()
         sql.save_existing(order)
-        publish_many([*fill_events, (events.ORDER_UPDATE, _order_event(order, repair))])
+        publish_many([*fill_events, (events.ORDER_UPDATE, order_event(order, repair))])
     return order
 
 

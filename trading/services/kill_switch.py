@@ -21,7 +21,7 @@ from trading.models import (
     OrderSource,
     Position,
 )
-from trading.services.order_cancel import _cancel_all
+from trading.services.order_cancel import cancel_all
 from trading.services.order_submit import order_submit
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def trading_halt(*, reason: str, by: str = "", flatten: bool = False) -> HaltRes
         switch.save()
     logger.warning("kill switch engaged by %s: %s", by or "system", switch.reason)
     result = HaltResult(switch=switch)
-    result.canceled, result.cancel_failed = _cancel_all(
+    result.canceled, result.cancel_failed = cancel_all(
         Order.objects.filter(status__in=OPEN_STATUSES).order_by("created_at"),
         f"kill switch: {switch.reason}",
     )

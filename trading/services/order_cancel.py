@@ -20,12 +20,12 @@ from trading.models import (
     OrderStatus,
 )
 from trading.services.fills import order_record_broker_state
-from trading.services.transitions import _publish_order, order_transition
+from trading.services.transitions import order_transition, publish_order
 
 logger = logging.getLogger(__name__)
 
 
-def _cancel_all(orders, reason: str) -> tuple[list[Order], list[dict]]:
+def cancel_all(orders, reason: str) -> tuple[list[Order], list[dict]]:
     """Cancel each order; one failure (broker down, already filled) never stops the rest."""
     canceled, failed = [], []
     for order in list(orders):
@@ -37,7 +37,7 @@ def _cancel_all(orders, reason: str) -> tuple[list[Order], list[dict]]:
     return canceled, failed
 
 
-def _cancel_quietly(order: Order, reason: str) -> Order:
+def cancel_quietly(order: Order, reason: str) -> Order:
     try:
         return order_cancel(order=order, reason=reason)
     except DomainError as exc:
@@ -52,11 +52,11 @@ def order_reject(*, order: Order, reason: str, code: str = "rejected") -> Order:
         order_transition(order, OrderStatus.REJECTED)
         order.reject_reason = f"{code}: {reason}"[:255]
         order.save(update_fields=["status", "reject_reason", "updated_at"])
-        _publish_order(order)
+        publish_order(order)
     return order
 
 
-def _cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANCELED) -> Order:
+def cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANCELED) -> Order:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status in OPEN_STATUSES:
@@ -64,7 +64,7 @@ def _cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANC
             order.canceled_at = timezone.now()
             order.reject_reason = reason[:255]
             order.save(update_fields=["status", "canceled_at", "reject_reason", "updated_at"])
-            _publish_order(order)
+            publish_order(order)
     return order
 
 
@@ -88,7 +88,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
         if not order.broker_order_id:
             known = broker.order_by_client_id(order.client_order_id)
             if known is None:
-                return _cancel_locally(order=order, reason=reason)
+                return cancel_locally(order=order, reason=reason)
             order = order_record_broker_state(order_id=order.pk, state=known)
             if not order.is_open:
                 raise OrderNotCancelable(
@@ -116,4 +116,4 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
                 f"order {order.pk} is {order.status} at the broker",
                 details={"status": order.status},
             ) from exc
-    return _cancel_locally(order=order, reason=reason)
+    return cancel_locally(order=order, reason=reason)

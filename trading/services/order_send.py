@@ -31,7 +31,7 @@ from trading.models import (
     OrderStatus,
 )
 from trading.services.fills import order_record_broker_state
-from trading.services.order_cancel import _cancel_locally, _cancel_quietly, order_reject
+from trading.services.order_cancel import cancel_locally, cancel_quietly, order_reject
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def order_send(
             and order.status == OrderStatus.PENDING_SUBMIT
             and selectors.kill_switch_get().engaged
         ):
-            return _cancel_locally(order=order, reason="kill switch engaged before submission")
+            return cancel_locally(order=order, reason="kill switch engaged before submission")
         return order
     order.submit_attempts = attempt
     broker = get_broker()
@@ -105,7 +105,7 @@ def order_send(
                 f"the broker could not be reached: {exc.message}",
                 details={"order_id": str(order.pk)},
             ) from exc
-        _schedule_resubmit(order)
+        schedule_resubmit(order)
         order.refresh_from_db()
         return order
     # Recording the answer releases the lease, in the same transaction: until then the order
@@ -113,7 +113,7 @@ def order_send(
     order = order_record_broker_state(order_id=order.pk, state=answer, market_time=market_time)
     if not bypass_halt and order.is_open and selectors.kill_switch_get().engaged:
         # The halt came while the broker call was in flight and could only cancel locally.
-        order = _cancel_quietly(order, "kill switch engaged during submission")
+        order = cancel_quietly(order, "kill switch engaged during submission")
     return order
 
 
@@ -145,7 +145,7 @@ def _claim_send(order: Order, *, refuse_when_halted: bool) -> int | None:
     return row[0] if row else None
 
 
-def _schedule_resubmit(order: Order) -> None:
+def schedule_resubmit(order: Order) -> None:
     from trading.tasks import order_resubmit
 
     transaction.on_commit(lambda: _enqueue(order_resubmit, str(order.pk)))
@@ -183,10 +183,10 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
     if known is not None:
         order = order_record_broker_state(order_id=order.pk, state=known)
         if halted and order.is_open:
-            order = _cancel_quietly(order, "kill switch engaged")
+            order = cancel_quietly(order, "kill switch engaged")
         return order
     if halted:
-        return _cancel_locally(order=order, reason="kill switch engaged before submission")
+        return cancel_locally(order=order, reason="kill switch engaged before submission")
     try:
         return order_send(order=order, schedule_retry=False)
     except (OrderRejected, InsufficientBuyingPower):

@@ -31,7 +31,7 @@ from trading.models import (
     TradingSession,
 )
 from trading.services.order_send import order_send
-from trading.services.transitions import _publish_order
+from trading.services.transitions import publish_order
 
 logger = logging.getLogger(__name__)
 
@@ -201,10 +201,10 @@ def order_submit(
 
     if submit_after is not None:
         logger.info("order %s queued until the open at %s", order.client_order_id, submit_after)
-        _publish_order(order)
+        publish_order(order)
         return SubmitResult(order, created=True)
     order = order_send(order=order, bypass_halt=bypass_halt, market_time=clock["market_time"])
     if order.status == OrderStatus.PENDING_SUBMIT:
         # Every other outcome published its own order_update with the final state.
-        _publish_order(order)
+        publish_order(order)
     return SubmitResult(order, created=True)

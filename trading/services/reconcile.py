@@ -28,9 +28,9 @@ from trading.models import (
     TimeInForce,
 )
 from trading.services.fills import order_record_broker_state
-from trading.services.order_cancel import _cancel_locally, _cancel_quietly
-from trading.services.order_send import _schedule_resubmit
-from trading.services.transitions import SIX, ZERO, _publish_order, order_transition
+from trading.services.order_cancel import cancel_locally, cancel_quietly
+from trading.services.order_send import schedule_resubmit
+from trading.services.transitions import SIX, ZERO, order_transition, publish_order
 
 logger = logging.getLogger(__name__)
 
@@ -92,15 +92,15 @@ def _reconcile_pending(broker, halted: bool, report: ReconcileReport) -> None:
             order = order_record_broker_state(order_id=order.pk, state=known, repair=text)
             report.repaired(text)
             if halted and order.is_open:
-                _cancel_quietly(order, "kill switch engaged")
+                cancel_quietly(order, "kill switch engaged")
         elif halted:
-            _cancel_locally(order=order, reason="never reached the broker; trading is halted")
+            cancel_locally(order=order, reason="never reached the broker; trading is halted")
             report.repaired(f"canceled {order.client_order_id}: never reached the broker, halted")
         elif timezone.now() - order.created_at > max_age:
             _reject_unconfirmed(order)
             report.repaired(f"rejected {order.client_order_id}: never reached the broker, too old")
         else:
-            _schedule_resubmit(order)
+            schedule_resubmit(order)
             report.repairs.append(f"retry scheduled for {order.client_order_id}")
 
 
@@ -112,7 +112,7 @@ def _reject_unconfirmed(order: Order) -> None:
             order_transition(locked, OrderStatus.REJECTED)
             locked.reject_reason = "submit_unconfirmed: never reached the broker; not resent"
             locked.save(update_fields=["status", "reject_reason", "updated_at"])
-            _publish_order(locked, "rejected: never reached the broker")
+            publish_order(locked, "rejected: never reached the broker")
 
 
 # --- phase 2: open orders on both sides -------------------------------------------------------
@@ -140,7 +140,7 @@ def _close_orders_the_broker_closed(broker, open_ids: set[str], report: Reconcil
             report.errors.append(f"lookup of {order.client_order_id} failed: {exc.message}")
             continue
         if known is None:
-            _cancel_locally(order=order, reason="unknown to the broker (reconciliation)")
+            cancel_locally(order=order, reason="unknown to the broker (reconciliation)")
             report.repaired(f"closed {order.client_order_id}: the broker does not know it")
         elif known.status != order.status or known.filled_qty != order.filled_qty:
             text = f"updated {order.client_order_id}: {order.status} -> {known.status}"
@@ -166,7 +166,7 @@ def _sync_broker_open_order(state: BrokerOrder, halted: bool, report: ReconcileR
             report.errors.append(f"{local.client_order_id}: {exc.message}")
             return
     if local.is_open and (halted or local.reject_reason.startswith("kill switch")):
-        _cancel_quietly(local, "kill switch engaged (reconciliation)")
+        cancel_quietly(local, "kill switch engaged (reconciliation)")
 
 
 # --- phase 3: positions -----------------------------------------------------------------------

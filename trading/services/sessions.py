@@ -23,7 +23,7 @@ from trading.models import (
     SessionStatus,
     TradingSession,
 )
-from trading.services.order_cancel import _cancel_all
+from trading.services.order_cancel import cancel_all
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def session_ensure_running() -> TradingSession:
 
 def session_stop(*, session: TradingSession, reason: str = "") -> TradingSession:
     """Stop a session: its open orders are canceled first."""
-    _cancel_all(Order.objects.filter(session=session, status__in=OPEN_STATUSES), "session stopped")
+    cancel_all(Order.objects.filter(session=session, status__in=OPEN_STATUSES), "session stopped")
     with transaction.atomic():
         session = TradingSession.objects.select_for_update().get(pk=session.pk)
         if session.status != SessionStatus.STOPPED:

@@ -46,12 +46,12 @@ def order_transition(order: Order, status: str) -> None:
     order.status = status
 
 
-def _order_event(order: Order, repair: str = "") -> dict:
+def order_event(order: Order, repair: str = "") -> dict:
     payload = selectors.order_payload(order)
     if repair:
         payload["repair"] = repair
     return payload
 
 
-def _publish_order(order: Order, repair: str = "") -> None:
-    publish(events.ORDER_UPDATE, _order_event(order, repair))
+def publish_order(order: Order, repair: str = "") -> None:
+    publish(events.ORDER_UPDATE, order_event(order, repair))
