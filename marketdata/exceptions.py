@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trading.exceptions import DomainError, UnknownSymbol
+from core.exceptions import DomainError, UnknownSymbol
 
 __all__ = ["InvalidParameter", "UnknownSymbol"]
 

@@ -13,9 +13,9 @@ from django.db.models import BigIntegerField, ExpressionWrapper, Func, Max, Min,
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core import sql
 from marketdata import calendar
 from marketdata.models import Bar, SymbolFeed
-from tradingrobot import sql
 
 
 def last_price(symbol: str) -> Decimal | None:
@@ -105,7 +105,7 @@ def last_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
 def _read_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
     if settings.MARKET_CLOCK != "simulated":
         return last_price(symbol), market_clock()
-    # Hand-written: every order reads this (see tradingrobot.sql).
+    # Hand-written: every order reads this (see core.sql).
     table, close, stamp = map(sql.quote, (Bar._meta.db_table, "close", "timestamp"))
     newest = f"SELECT {stamp} FROM {table} WHERE timeframe = %s ORDER BY {stamp} DESC LIMIT 1"
     # Qualified: PostgreSQL would take a bare ORDER BY name for the subquery's output column.

@@ -320,16 +320,10 @@ def bars_collect(
 
 
 def bar_payload(bar: BarData | Bar) -> dict:
-    return {
-        "symbol": bar.symbol,
-        "timeframe": bar.timeframe,
-        "timestamp": events.iso_utc(bar.timestamp),
-        "open": str(bar.open),
-        "high": str(bar.high),
-        "low": str(bar.low),
-        "close": str(bar.close),
-        "volume": int(bar.volume),
-    }
+    """The `market_data` event (marketdata.api.serializers.BarEventSerializer)."""
+    from marketdata.api.serializers import bar_event
+
+    return bar_event(bar)
 
 
 BACKFILL_BATCH_ROWS = 20_000

@@ -12,9 +12,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.exceptions import DomainError
 from strategies import registry, services
 from strategies.models import StrategyConfig
-from trading.exceptions import DomainError
 from trading.permissions import TradeActionsAdmin, trade_action, user_can_trade
 
 CHART_W, CHART_H, CHART_PAD = 760, 240, 8

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trading.exceptions import DomainError
+from core.exceptions import DomainError
 
 
 class InvalidStrategyConfig(DomainError, ValueError):

@@ -40,7 +40,7 @@ class StrategyConfig(models.Model):
 
     def clean(self) -> None:
         from strategies.exceptions import InvalidStrategyConfig
-        from strategies.services import strategy_config_validate
+        from strategies.validation import strategy_config_validate
 
         try:
             self.params = strategy_config_validate(

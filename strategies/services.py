@@ -13,9 +13,8 @@ import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
-from marketdata.models import SYMBOL_RE
 from strategies import registry
-from strategies.base import ParamError, Strategy
+from strategies.base import Strategy
 from strategies.engine import result_to_dict
 from strategies.exceptions import (
     InvalidStrategyConfig,
@@ -24,32 +23,14 @@ from strategies.exceptions import (
     StrategyFailed,
 )
 from strategies.models import StrategyConfig
+from strategies.validation import (
+    SUPPORTED_TIMEFRAMES,
+    clean_params,
+    clean_symbols,
+    strategy_config_validate,
+)
 
 logger = logging.getLogger(__name__)
-
-
-SUPPORTED_TIMEFRAMES = ("5Min",)  # the only timeframe marketdata collects (and aggregates) today
-
-
-def _clean_symbols(symbols: Any) -> list[str]:
-    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
-        raise InvalidStrategyConfig("symbols", "must be a non-empty list of ticker strings")
-    cleaned = [s.strip().upper() for s in symbols]
-    bad = [s for s in cleaned if not SYMBOL_RE.match(s)]
-    if bad:
-        raise InvalidStrategyConfig("symbols", f"{bad[0]!r} is not a ticker symbol")
-    if len(set(cleaned)) != len(cleaned):
-        raise InvalidStrategyConfig("symbols", "lists a symbol twice")
-    return cleaned
-
-
-def _clean_params(cls: type[Strategy], params: Any) -> dict[str, Any]:
-    if not isinstance(params, dict):
-        raise InvalidStrategyConfig("params", "must be a JSON object")
-    try:
-        return cls.validate_params(params)
-    except ParamError as exc:
-        raise InvalidStrategyConfig(f"params.{exc.param}", exc.message) from exc
 
 
 def _loaded(plugin: str) -> type[Strategy]:
@@ -63,35 +44,6 @@ def _loaded(plugin: str) -> type[Strategy]:
             details={"plugin": plugin, "load_error": error},
         )
     return cls
-
-
-def strategy_config_validate(
-    *,
-    plugin: str,
-    symbols: Any,
-    params: Any,
-    allocation: Decimal | float | str,
-    timeframe: str = "5Min",
-) -> dict[str, Any]:
-    """Check a config against its plugin; returns the cleaned params.
-
-    Raises InvalidStrategyConfig (a ValueError) naming the field, `params.<name>` for a param.
-    """
-    cls = registry.get_strategy(plugin)
-    if cls is None:
-        raise InvalidStrategyConfig("plugin", f"no strategy named {plugin!r} is loaded")
-    _clean_symbols(symbols)
-    try:
-        allocation = Decimal(str(allocation))
-    except Exception as exc:  # noqa: BLE001
-        raise InvalidStrategyConfig("allocation", "must be a number") from exc
-    if not (Decimal("0") < allocation <= Decimal("1")):
-        raise InvalidStrategyConfig("allocation", "must be in (0, 1]")
-    if timeframe not in SUPPORTED_TIMEFRAMES:
-        raise InvalidStrategyConfig(
-            "timeframe", f"{timeframe!r} is not supported; use one of {list(SUPPORTED_TIMEFRAMES)}"
-        )
-    return _clean_params(cls, params)
 
 
 @dataclass(frozen=True)
@@ -134,13 +86,13 @@ def strategy_execute(*, config: StrategyConfig) -> list[SymbolDecision]:
     from trading.services import order_submit
 
     cls = _loaded(config.plugin)
-    params = _clean_params(cls, config.params)
+    params = clean_params(cls, config.params)
     if config.timeframe not in SUPPORTED_TIMEFRAMES:
         raise InvalidStrategyConfig(
             "timeframe",
             f"{config.timeframe!r} is not supported; use one of {list(SUPPORTED_TIMEFRAMES)}",
         )
-    symbols = _clean_symbols(config.symbols)
+    symbols = clean_symbols(config.symbols)
     session = trading_selectors.session_current()
     if session is None:
         return []
@@ -337,7 +289,7 @@ def strategy_backtest(
         allocation=allocation,
         timeframe=timeframe,
     )
-    symbols = _clean_symbols(symbols)
+    symbols = clean_symbols(symbols)
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_BACKTEST_DAYS:
         raise InvalidStrategyConfig("days", f"must be an integer from 1 to {MAX_BACKTEST_DAYS}")
     initial_cash = float(settings.PAPER_STARTING_CASH if initial_cash is None else initial_cash)

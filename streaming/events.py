@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from core.times import iso_utc
+
 MARKET_DATA = "market_data"
 TRADE_UPDATE = "trade_update"
 ORDER_UPDATE = "order_update"
@@ -38,10 +40,6 @@ def _default(value: Any) -> Any:
     if hasattr(value, "hex") and hasattr(value, "int"):  # uuid.UUID
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def iso_utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def envelope(type_: str, payload: dict[str, Any], seq: int, ts: datetime | None = None) -> dict:

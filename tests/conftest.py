@@ -63,6 +63,12 @@ def market(db):
     return bars_collect()
 
 
+@pytest.fixture
+def ready(session, market):
+    """A running paper session with market data: ready to trade."""
+    return session
+
+
 # --- Streaming (issue 7): real daphne processes on a private embedded Redis -------------------
 
 

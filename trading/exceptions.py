@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-
-class DomainError(Exception):
-    status_code = 400
-    code = "bad_request"
-
-    def __init__(
-        self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None
-    ):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code:
-            self.code = code
+# The shared ones, re-exported: trading code raises and catches them from here too.
+from core.exceptions import DomainError, NotFound, UnknownSymbol  # noqa: F401
 
 
 class InvalidOrder(DomainError):
     status_code = 400
     code = "invalid_order"
-
-
-class UnknownSymbol(DomainError):
-    status_code = 404
-    code = "unknown_symbol"
 
 
 class TradingHalted(DomainError):
@@ -61,11 +43,6 @@ class BrokerUnavailable(DomainError):
 class IllegalTransition(DomainError):
     status_code = 409
     code = "illegal_transition"
-
-
-class NotFound(DomainError):
-    status_code = 404
-    code = "not_found"
 
 
 class SessionRunning(DomainError):

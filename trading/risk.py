@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models import F, Sum
 
+from core import sql
 from marketdata.models import SYMBOL_RE
 from trading.exceptions import (
     InsufficientBuyingPower,
@@ -30,7 +31,6 @@ from trading.models import (
     Position,
     TradingSession,
 )
-from tradingrobot import sql
 
 ZERO = Decimal("0")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -123,36 +123,52 @@ def _limits_clean(raw: Any) -> dict[str, Any]:
                 details={"field": f"risk_limits.{key}", "known": sorted(LIMIT_KEYS)},
             )
         kind = LIMIT_KEYS[key][1]
-        bad = InvalidOrder(f"risk_limits.{key} is not a valid {kind}", details={"field": key})
-        if value is None:
-            cleaned[key] = None
-        elif kind == "symbols":
-            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                raise bad
-            # A typo ("SPY QQQ" as one entry) would silently allow nothing: refuse it.
-            symbols = [s.upper().strip() for s in value]
-            if not all(SYMBOL_RE.match(s) for s in symbols):
-                raise bad
-            cleaned[key] = symbols
-        elif kind == "decimal":
-            if isinstance(value, bool):
-                raise bad
-            try:
-                number = Decimal(str(value))
-            except (InvalidOperation, ValueError):
-                raise bad from None
-            if not number.is_finite() or number < 0:
-                raise bad
-            cleaned[key] = str(number)
-        elif kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise bad
-            cleaned[key] = value
-        else:
-            if not isinstance(value, bool):
-                raise bad
-            cleaned[key] = value
+        try:
+            cleaned[key] = None if value is None else _LIMIT_CLEANERS[kind](value)
+        except (TypeError, ValueError, InvalidOperation):
+            raise InvalidOrder(
+                f"risk_limits.{key} is not a valid {kind}", details={"field": key}
+            ) from None
     return cleaned
+
+
+def _clean_symbols(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise TypeError
+    # A typo ("SPY QQQ" as one entry) would silently allow nothing: refuse it.
+    symbols = [s.upper().strip() for s in value]
+    if not all(SYMBOL_RE.match(s) for s in symbols):
+        raise ValueError
+    return symbols
+
+
+def _clean_decimal(value: Any) -> str:
+    if isinstance(value, bool):
+        raise TypeError
+    number = Decimal(str(value))
+    if not number.is_finite() or number < 0:
+        raise ValueError
+    return str(number)
+
+
+def _clean_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError
+    return value
+
+
+def _clean_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError
+    return value
+
+
+_LIMIT_CLEANERS = {
+    "symbols": _clean_symbols,
+    "decimal": _clean_decimal,
+    "int": _clean_int,
+    "bool": _clean_bool,
+}
 
 
 def limits_for(session: TradingSession) -> Limits:
@@ -211,7 +227,7 @@ def _reserved_cash(open_orders: list[tuple], price_of) -> Decimal:
     return total
 
 
-# Every order reads these two: hand-written SQL (see tradingrobot.sql).
+# Every order reads these two: hand-written SQL (see core.sql).
 def _open_orders(session_id: int) -> list[tuple]:
     """(symbol, side, qty, filled_qty, limit_price) of the session's open orders."""
     names = ("symbol", "side", "qty", "filled_qty", "limit_price")

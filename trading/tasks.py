@@ -1,9 +1,23 @@
+"""Thin tasks: each takes ids, calls one service, and owns its retry policy."""
+
 from __future__ import annotations
 
 from celery import shared_task
 
+from trading.exceptions import BrokerUnavailable
 
-@shared_task(name="trading.order_resubmit", max_retries=None)
+
+@shared_task(
+    name="trading.order_resubmit",
+    # The broker could not be reached: try again with exponential backoff (2 s doubling, capped
+    # at a minute, full jitter), ten times: about ORDER_SUBMIT_MAX_AGE_SECONDS' five minutes.
+    # An order still pending_submit after that is reconciliation's (retried or rejected).
+    autoretry_for=(BrokerUnavailable,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=10,
+)
 def order_resubmit(order_id: str) -> str:
     from trading.services import order_resubmit as resubmit
 

@@ -457,7 +457,7 @@ WORDPRESS_AUTH_HEADER = env.str("WORDPRESS_AUTH_HEADER", default="")
 if WORDPRESS_AUTH_HEADER and ":" not in WORDPRESS_AUTH_HEADER:
     raise ImproperlyConfigured("WORDPRESS_AUTH_HEADER must look like 'Name: value'.")
 WORDPRESS_TIMEOUT_SECONDS = env.float("WORDPRESS_TIMEOUT_SECONDS", default=10)
-# Every outbound HTTP request (WordPress, Alpaca; tradingrobot.http): the most one request may
+# Every outbound HTTP request (WordPress, Alpaca; core.http): the most one request may
 # take from connect to last byte, and the largest body read.
 OUTBOUND_HTTP_DEADLINE_SECONDS = env.float("OUTBOUND_HTTP_DEADLINE_SECONDS", default=30)
 OUTBOUND_HTTP_MAX_BYTES = env.int("OUTBOUND_HTTP_MAX_BYTES", default=20 * 1024 * 1024)

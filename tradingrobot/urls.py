@@ -6,11 +6,9 @@ from rest_framework.permissions import AllowAny
 
 from tradingrobot import views
 from tradingrobot.api import aliases
-from tradingrobot.api.schema import document_views
 
 # SimpleAdminConfig (settings) leaves admin discovery to the processes that serve URLs.
 admin.autodiscover()
-document_views()
 
 # The Trading Robot API paths the WordPress plugin speaks; the same services as /api/v1/.
 alias_patterns = [

@@ -12,12 +12,23 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.views import APIView
 
+from core.shapes import RawJSON, json_object
 from marketdata import cache, calendar, selectors
+from marketdata.api.serializers import (
+    ChartDataSerializer,
+    MarketDataPageSerializer,
+    StockDataSerializer,
+    StockDataSymbolSerializer,
+    candle,
+    latest_quote,
+    ohlcv_row,
+    price_point,
+)
 from marketdata.exceptions import InvalidParameter, UnknownSymbol
-from marketdata.models import SYMBOL_RE
-from streaming.events import iso_utc
+from marketdata.models import SYMBOL_RE, Timeframe
 from tradingrobot.api import cache as api_cache
 
 MAX_DAYS = 366
@@ -73,22 +84,30 @@ def _since(symbol: str, days: int):
     return calendar.sessions_start(latest or selectors.market_now(), days)
 
 
-def _freshness(symbol: str) -> str:
+def _answer(serializer_class, symbol: str, **parts) -> HttpResponse:
+    """One symbol's answer under exactly the keys `serializer_class` declares, with how fresh
+    its data is (computed per request: a dead provider shows even while rows are cached)."""
     feed = selectors.feed_staleness([symbol])[symbol]
-    return f'"age_seconds":{_dumps(feed["age_seconds"])},"stale":{_dumps(feed["stale"])}'
+    values = {"symbol": symbol, **parts, "age_seconds": feed["age_seconds"], "stale": feed["stale"]}
+    return _json(json_object(serializer_class, values))
 
 
-def _ohlcv_row(row: dict) -> dict:
-    return {
-        "timestamp": iso_utc(row["timestamp"]),
-        "open": str(row["open"]),
-        "high": str(row["high"]),
-        "low": str(row["low"]),
-        "close": str(row["close"]),
-        "volume": row["volume"],
-    }
+# Their JSON is built here (rows cached as JSON text): the shapes are documented from the same
+# declarations the rows are encoded from (schemathesis checks every answer against them).
+SYMBOL_PARAM = OpenApiParameter("symbol", str, OpenApiParameter.PATH)
+TIMEFRAME_PARAM = OpenApiParameter("timeframe", str, enum=Timeframe.values)
+QUERY_SYMBOL_PARAM = OpenApiParameter("symbol", str)
+LIMIT_PARAM = OpenApiParameter("limit", int)
+DAYS_PARAM = OpenApiParameter("days", int)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Latest price per symbol",
+        responses=StockDataSerializer,
+        operation_id="stock_data_latest",
+    )
+)
 class StockDataView(APIView):
     """GET stock-data: latest price per primary symbol with change and staleness.
 
@@ -109,17 +128,7 @@ class StockDataView(APIView):
 
     def answer(self, symbols: list[str]) -> HttpResponse:
         def build() -> list[dict]:
-            return [
-                {
-                    "symbol": q["symbol"],
-                    "price": str(q["price"]),
-                    "change": str(q["change"]),
-                    "change_pct": str(q["change_pct"]),
-                    "volume": q["volume"],
-                    "timestamp": iso_utc(q["timestamp"]),
-                }
-                for q in selectors.latest_quotes(symbols)
-            ]
+            return [latest_quote(q) for q in selectors.latest_quotes(symbols)]
 
         rows = cache.cached("stock-data", symbols, {}, build)
         feeds = selectors.feed_staleness([row["symbol"] for row in rows])
@@ -129,6 +138,14 @@ class StockDataView(APIView):
         return _json(_dumps({"stock_data": body}))
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Price history of one symbol (?days=)",
+        operation_id="stock_data_symbol",
+        parameters=[SYMBOL_PARAM, DAYS_PARAM],
+        responses=StockDataSymbolSerializer,
+    )
+)
 class StockDataSymbolView(APIView):
     """GET stock-data/{symbol}?days=N: the price (close) of every 5-minute bar in the last N
     NYSE sessions, timestamped at the bar's end, with its OHLCV."""
@@ -140,26 +157,23 @@ class StockDataSymbolView(APIView):
         def build() -> str:
             since = _since(symbol, days)
             bar = timedelta(minutes=5)
+            # The price is the close, timestamped at the bar's end.
             return _dumps(
                 [
-                    {
-                        "symbol": symbol,
-                        "price": str(r["close"]),
-                        "timestamp": iso_utc(r["timestamp"] + bar),
-                        "open": str(r["open"]),
-                        "high": str(r["high"]),
-                        "low": str(r["low"]),
-                        "close": str(r["close"]),
-                        "volume": r["volume"],
-                    }
+                    price_point(
+                        {
+                            **r,
+                            "symbol": symbol,
+                            "price": r["close"],
+                            "timestamp": r["timestamp"] + bar,
+                        }
+                    )
                     for r in selectors.bars_ohlcv(symbol, "5Min", since=since)
                 ]
             )
 
         rows = cache.cached("stock-data-symbol", [symbol], {"days": days}, build)
-        return _json(
-            f'{{"symbol":{_dumps(symbol)},"days":{days},"stock_data":{rows},{_freshness(symbol)}}}'
-        )
+        return _answer(StockDataSymbolSerializer, symbol, days=days, stock_data=RawJSON(rows))
 
 
 def _market_data(request, symbol: str) -> HttpResponse:
@@ -168,15 +182,22 @@ def _market_data(request, symbol: str) -> HttpResponse:
 
     def build() -> tuple[int, str]:
         rows = selectors.bars_ohlcv(symbol, timeframe, limit=limit)
-        return len(rows), _dumps([_ohlcv_row(r) for r in rows])
+        return len(rows), _dumps([ohlcv_row(r) for r in rows])
 
     count, rows = cache.cached("market-data", [symbol], {"tf": timeframe, "limit": limit}, build)
-    return _json(
-        f'{{"symbol":{_dumps(symbol)},"timeframe":{_dumps(timeframe)},"count":{count},'
-        f'"data":{rows},{_freshness(symbol)}}}'
+    return _answer(
+        MarketDataPageSerializer, symbol, timeframe=timeframe, count=count, data=RawJSON(rows)
     )
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="OHLCV bars (?symbol=&timeframe=&limit=)",
+        operation_id="market_data_query",
+        parameters=[QUERY_SYMBOL_PARAM, TIMEFRAME_PARAM, LIMIT_PARAM],
+        responses=MarketDataPageSerializer,
+    )
+)
 class MarketDataView(APIView):
     """GET market-data?symbol=&timeframe=&limit=: the newest `limit` OHLCV rows, oldest first."""
 
@@ -184,6 +205,14 @@ class MarketDataView(APIView):
         return _market_data(request, parse_symbol(request.query_params.get("symbol")))
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="OHLCV bars of one symbol",
+        operation_id="market_data_symbol",
+        parameters=[SYMBOL_PARAM, TIMEFRAME_PARAM, LIMIT_PARAM],
+        responses=MarketDataPageSerializer,
+    )
+)
 class MarketDataSymbolView(APIView):
     """GET market_data/{symbol}?timeframe=&limit= (also the /api/market_data/{symbol} alias)."""
 
@@ -191,6 +220,14 @@ class MarketDataSymbolView(APIView):
         return _market_data(request, parse_symbol(symbol))
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Candles for charts (?symbol=&timeframe=&days=)",
+        operation_id="chart_data",
+        parameters=[QUERY_SYMBOL_PARAM, TIMEFRAME_PARAM, DAYS_PARAM],
+        responses=ChartDataSerializer,
+    )
+)
 class ChartDataView(APIView):
     """GET chart-data?symbol=&timeframe=&days=: candles for charts (`time` in epoch seconds,
     numbers rather than strings, as charting libraries take them)."""
@@ -204,22 +241,13 @@ class ChartDataView(APIView):
             since = _since(symbol, days)
             return _dumps(
                 [
-                    {
-                        "time": int(r["timestamp"].timestamp()),
-                        "timestamp": iso_utc(r["timestamp"]),
-                        "open": float(r["open"]),
-                        "high": float(r["high"]),
-                        "low": float(r["low"]),
-                        "close": float(r["close"]),
-                        "volume": r["volume"],
-                    }
+                    candle({**r, "time": int(r["timestamp"].timestamp())})
                     for r in selectors.bars_ohlcv(symbol, timeframe, since=since)
                 ]
             )
 
         params = {"tf": timeframe, "days": days}
         candles = cache.cached("chart-data", [symbol], params, build)
-        return _json(
-            f'{{"symbol":{_dumps(symbol)},"timeframe":{_dumps(timeframe)},"days":{days},'
-            f'"candles":{candles},{_freshness(symbol)}}}'
+        return _answer(
+            ChartDataSerializer, symbol, timeframe=timeframe, days=days, candles=RawJSON(candles)
         )

@@ -15,8 +15,8 @@ from typing import Any
 
 import requests
 
+from core.http import disable_sdk_retry, install_timeout
 from marketdata.providers.base import BarData, BaseProvider, ProviderError, Quote
-from trading.brokers.alpaca import disable_sdk_retry, install_timeout
 
 logger = logging.getLogger(__name__)
 

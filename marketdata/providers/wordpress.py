@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from core.http import guarded_session
 from marketdata.providers.base import BarData, BaseProvider, ProviderError, Quote
-from tradingrobot.http import guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class WordPressProvider(BaseProvider):
         self.tz = ZoneInfo(timezone or settings.WORDPRESS_TIMEZONE)
         self.timeout = timeout if timeout is not None else settings.WORDPRESS_TIMEOUT_SECONDS
         # No cross-origin redirect (the auth header would follow it), a total deadline and a
-        # body size cap (tradingrobot.http).
+        # body size cap (core.http).
         self.session = guarded_session(
             timeout=self.timeout,
             deadline=settings.OUTBOUND_HTTP_DEADLINE_SECONDS,

@@ -133,3 +133,15 @@ class PerformanceSerializer(serializers.Serializer):
     realized_pnl = serializers.CharField()
     metrics = serializers.DictField()
     equity_curve = serializers.ListField(child=serializers.DictField())
+
+
+class StrategyStateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    plugin = serializers.CharField()
+    symbols = serializers.ListField(child=serializers.CharField())
+    enabled = serializers.BooleanField()
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_signal = serializers.DictField(
+        help_text="Per symbol, the last run's decision: target, bar_time, note, order_id."
+    )
+    last_error = serializers.CharField(allow_blank=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.response import Response
 
@@ -12,6 +13,7 @@ from strategies.api import serializers as s
 from tradingrobot.api.permissions import HasTradeScope
 
 
+@extend_schema_view(get=extend_schema(operation_id="strategies_list"))
 class StrategyListView(generics.GenericAPIView):
     serializer_class = s.StrategyListSerializer
 
@@ -20,6 +22,7 @@ class StrategyListView(generics.GenericAPIView):
         return Response({"strategies": configs, "plugins": registry.plugins_describe()})
 
 
+@extend_schema_view(get=extend_schema(operation_id="strategies_detail"))
 class StrategyDetailView(generics.GenericAPIView):
     serializer_class = s.StrategyConfigSerializer
 

@@ -1,19 +1,27 @@
 from __future__ import annotations
 
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from streaming import selectors
+from streaming.api.serializers import (
+    DashboardSnapshotSerializer,
+    TokenRequestSerializer,
+    WebSocketTokenSerializer,
+)
 from streaming.events import iso_utc
 from streaming.tokens import token_issue
 from trading.models import ApiKey
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    user_id = serializers.CharField(required=False, max_length=150, allow_blank=True)
-
-
+@extend_schema_view(
+    post=extend_schema(
+        summary="A short-lived token for /ws/updates?token=",
+        request=TokenRequestSerializer,
+        responses={201: WebSocketTokenSerializer},
+    )
+)
 class WebSocketTokenView(APIView):
     """A signed, short-lived token for /ws/updates?token=, bound to the caller."""
 
@@ -30,6 +38,14 @@ class WebSocketTokenView(APIView):
         return Response({"token": token.token, "expires_at": iso_utc(token.expires_at)}, status=201)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Everything the dashboard shows, in one read",
+        operation_id="dashboard_snapshot",
+        parameters=[],
+        responses=DashboardSnapshotSerializer,
+    )
+)
 class DashboardSnapshotView(APIView):
     """Everything the dashboard shows, in one read: loaded on (re)connect and after a seq gap."""
 

@@ -1,4 +1,4 @@
-"""Outbound HTTP (tradingrobot.http) for the WordPress provider and Alpaca: no cross-origin
+"""Outbound HTTP (core.http) for the WordPress provider and Alpaca: no cross-origin
 redirect with credentials, a total deadline, a body size cap (issue 14, finding 7). The servers
 are real, on 127.0.0.1; "another origin" is the same machine under another port."""
 
@@ -14,16 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from marketdata.providers.base import ProviderError
-from marketdata.providers.wordpress import WordPressProvider
-from trading.brokers.alpaca import AlpacaBroker
-from trading.brokers.base import BrokerError
-from tradingrobot.http import (
+from core.http import (
     CrossOriginRedirect,
     DeadlineExceeded,
     ResponseTooLarge,
     guarded_session,
 )
+from marketdata.providers.base import ProviderError
+from marketdata.providers.wordpress import WordPressProvider
+from trading.brokers.alpaca import AlpacaBroker
+from trading.brokers.base import BrokerError
 
 BODY = json.dumps({"stock_data": []}).encode()
 

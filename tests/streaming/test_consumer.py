@@ -7,17 +7,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from streaming.tokens import token_issue
-from trading.models import ApiKey
+from tests.helpers import ws_token
 from tradingrobot.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@database_sync_to_async
-def _token() -> str:
-    key, _raw = ApiKey.objects.create_key(name="ws", scope="read")
-    return token_issue(key_id=key.id, user_id=None).token
 
 
 @database_sync_to_async
@@ -46,7 +39,7 @@ async def _receive_type(communicator, type_: str, limit: int = 50) -> dict:
 
 async def test_client_receives_trade_update_after_an_order_fills():
     await _prepare_market()
-    communicator = WebsocketCommunicator(application, f"/ws/updates?token={await _token()}")
+    communicator = WebsocketCommunicator(application, f"/ws/updates?token={await ws_token()}")
     connected, _ = await communicator.connect()
     assert connected
     try:
@@ -79,7 +72,7 @@ async def test_no_credentials_is_closed_with_4401():
 
 
 async def test_ping_subscribe_and_malformed_messages():
-    communicator = WebsocketCommunicator(application, f"/ws/updates?token={await _token()}")
+    communicator = WebsocketCommunicator(application, f"/ws/updates?token={await ws_token()}")
     await communicator.connect()
     try:
         await _receive_type(communicator, "status")

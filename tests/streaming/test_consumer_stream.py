@@ -16,16 +16,11 @@ from django.test import Client
 from streaming import events
 from streaming.publish import send_now
 from streaming.tokens import token_issue
+from tests.helpers import ws_token
 from trading.models import ApiKey
 from tradingrobot.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@database_sync_to_async
-def _token() -> str:
-    key, _raw = ApiKey.objects.create_key(name="ws", scope="read")
-    return token_issue(key_id=key.id, user_id=None).token
 
 
 @database_sync_to_async
@@ -37,7 +32,7 @@ def _session_cookie() -> str:
 
 
 async def _connect(path: str = "", headers=None, token: str | None = None):
-    token = token or await _token()
+    token = token or await ws_token()
     url = path or f"/ws/updates?token={token}"
     communicator = WebsocketCommunicator(application, url, headers=headers or [])
     connected, _ = await communicator.connect()
@@ -87,7 +82,7 @@ async def test_session_cookie_from_another_site_is_refused_with_4401():
 
 
 async def test_expired_token_is_closed_with_4401(settings):
-    token = await _token()
+    token = await ws_token()
     settings.WEBSOCKET_TOKEN_MAX_AGE = -1
     communicator = WebsocketCommunicator(application, f"/ws/updates?token={token}")
     await communicator.connect()

@@ -101,3 +101,19 @@ def test_permanent_failure_is_rejected_with_the_brokers_reason(flaky, trader, se
     assert response.json()["error"]["code"] == "broker_validation_error"
     assert response.json()["error"]["message"] == "symbol is halted"
     assert Order.objects.get().status == OrderStatus.REJECTED
+
+
+def test_the_retry_task_backs_off_and_tries_again_until_the_broker_answers(flaky):
+    """The retry policy is the task's: the service raises BrokerUnavailable, the task retries
+    (eagerly here) and the order is filled once the broker is back."""
+    from trading.tasks import order_resubmit
+
+    flaky.failures = 3  # the submit and the next two sends die
+    order = services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order
+    assert order.status == OrderStatus.PENDING_SUBMIT
+
+    with pytest.raises(services.BrokerUnavailable):
+        services.order_resubmit(order_id=order.pk)  # the service itself never schedules
+    assert order_resubmit.apply(args=[str(order.pk)]).get() == OrderStatus.FILLED
+    assert flaky.calls == [order.client_order_id] * 4
+    assert Trade.objects.count() == 1

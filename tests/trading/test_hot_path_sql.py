@@ -1,4 +1,4 @@
-"""The order hot path's hand-written SQL (tradingrobot.sql) reads and writes exactly what the
+"""The order hot path's hand-written SQL (core.sql) reads and writes exactly what the
 ORM would, on SQLite and PostgreSQL: same rows, same types and decimal places, same signals,
 and the same row locks."""
 
@@ -12,6 +12,7 @@ import pytest
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models.signals import post_save
 
+from core import sql
 from marketdata import calendar
 from marketdata.models import Bar
 from marketdata.selectors import (
@@ -22,7 +23,6 @@ from marketdata.selectors import (
 )
 from trading import risk, selectors, services
 from trading.models import OPEN_STATUSES, Order, Position, TradingSession
-from tradingrobot import sql
 
 pytestmark = pytest.mark.django_db
 

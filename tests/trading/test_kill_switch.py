@@ -9,22 +9,12 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from marketdata.selectors import last_price
+from tests.helpers import submit
 from trading import services
 from trading.brokers.paper import PaperBroker
 from trading.models import KillSwitch, Order, OrderStatus, Position, Trade
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ready(session, market):
-    return session
-
-
-def submit(client, **body):
-    return client.post(
-        "/api/v1/orders/submit", {"symbol": "SPY", "side": "buy", "qty": "1", **body}, format="json"
-    )
 
 
 def test_stop_trading_cancels_open_orders_blocks_every_path_until_resumed(ready, trader, reader):

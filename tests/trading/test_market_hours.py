@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from marketdata import calendar
+from tests.helpers import submit
 from trading import services
 from trading.models import Order, OrderStatus, Trade
 
@@ -26,12 +27,6 @@ def at(settings, monkeypatch, session, market):
         return moment
 
     return set_time
-
-
-def submit(client, **body):
-    return client.post(
-        "/api/v1/orders/submit", {"symbol": "SPY", "side": "buy", "qty": "1", **body}, format="json"
-    )
 
 
 def test_independence_day_is_closed(at, trader):

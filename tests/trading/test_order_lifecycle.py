@@ -16,11 +16,6 @@ from trading.models import Order, OrderStatus, Position, Trade
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ready(session, market):
-    return session
-
-
 def next_bar(symbol: str, *, open_, high, low, close) -> Bar:
     """Plant the market's next bar for `symbol` (and advance the others at the same time)."""
     start = calendar.next_bar_start(latest_bar_time())

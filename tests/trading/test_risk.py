@@ -9,22 +9,12 @@ import pytest
 
 from marketdata.models import Bar
 from marketdata.selectors import last_price
+from tests.helpers import submit
 from trading import services
 from trading.models import Order, Trade
 from trading.selectors import kill_switch_get
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ready(session, market):
-    return session
-
-
-def submit(client, **body):
-    return client.post(
-        "/api/v1/orders/submit", {"symbol": "SPY", "side": "buy", "qty": "1", **body}, format="json"
-    )
 
 
 def assert_rejected(response, code):

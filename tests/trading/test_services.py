@@ -11,11 +11,6 @@ from trading.exceptions import InsufficientBuyingPower, InvalidOrder, TradingHal
 from trading.models import Order, OrderStatus, Position, Trade
 
 
-@pytest.fixture
-def ready(session, market):
-    return session
-
-
 def test_market_buy_fills_at_last_close_and_books_cash_position_trade(ready):
     price = last_price("SPY")
     result = services.order_submit(symbol="spy", side="buy", qty=Decimal("10"))

@@ -4,23 +4,16 @@ sessions, account and portfolio, on both URL prefixes."""
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
+from tests import helpers
 from trading.models import Order, OrderStatus, Trade, TradingSession
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def ready(session, market):
-    return session
-
-
-def submit(client, **body):
-    return client.post(
-        "/api/v1/orders/submit", {"symbol": "SPY", "side": "buy", "qty": "2", **body}, format="json"
-    )
+# This file's orders are for 2 shares unless a test says otherwise.
+submit = partial(helpers.submit, qty="2")
 
 
 def test_submit_creates_201_then_same_client_order_id_returns_200(ready, trader):

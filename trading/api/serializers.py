@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from core.shapes import Money
 from trading.models import (
     Order,
     OrderSide,
@@ -221,3 +222,95 @@ class PortfolioSerializer(serializers.Serializer):
     realized_pnl = serializers.DecimalField(max_digits=30, decimal_places=6)
     starting_equity = serializers.DecimalField(max_digits=30, decimal_places=6, required=False)
     positions = serializers.ListField(child=serializers.DictField())
+
+
+# --- shapes of answers built from selectors, and of the events ----------------------------------
+
+
+class KillSwitchStateSerializer(serializers.Serializer):
+    engaged = serializers.BooleanField()
+    reason = serializers.CharField(allow_blank=True)
+    changed_at = serializers.DateTimeField(allow_null=True)
+
+
+class SessionSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    mode = serializers.CharField()
+    broker = serializers.CharField()
+    status = serializers.CharField()
+    starting_cash = Money()
+    cash = Money()
+    started_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    stop_reason = serializers.CharField(allow_blank=True)
+
+
+class StatusSerializer(serializers.Serializer):
+    trading_enabled = serializers.BooleanField()
+    halted = serializers.BooleanField()
+    kill_switch = KillSwitchStateSerializer()
+    session = SessionSummarySerializer(allow_null=True)
+    broker = serializers.CharField()
+    marketdata_provider = serializers.CharField()
+    clock = serializers.ChoiceField(choices=["simulated", "exchange"])
+    market_time = serializers.DateTimeField()
+    market_open = serializers.BooleanField()
+    symbols = serializers.ListField(child=serializers.CharField())
+    last_collection_at = serializers.DateTimeField(allow_null=True)
+    open_orders = serializers.IntegerField(min_value=0)
+
+
+class PositionPayloadSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    qty = Money()
+    avg_entry_price = Money()
+    last_price = Money()
+    market_value = Money()
+    unrealized_pnl = Money()
+    realized_pnl = Money()
+    session_id = serializers.IntegerField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+class PortfolioSnapshotSerializer(serializers.Serializer):
+    session_id = serializers.IntegerField(allow_null=True)
+    cash = Money()
+    equity = Money()
+    positions_value = Money()
+    unrealized_pnl = Money()
+    realized_pnl = Money()
+    starting_equity = Money(required=False)
+    positions = PositionPayloadSerializer(many=True)
+
+
+class SessionPerformanceSerializer(serializers.Serializer):
+    """The WebSocket `performance_update` payload (trading.selectors.performance_get)."""
+
+    session_id = serializers.IntegerField(allow_null=True)
+    equity = Money()
+    cash = Money()
+    starting_equity = Money(required=False, help_text="Absent when there is no session.")
+    total_return = serializers.FloatField(allow_null=True, help_text="0.05 is +5%.")
+    realized_pnl = Money()
+    unrealized_pnl = Money(required=False)
+    trades = serializers.IntegerField(min_value=0, required=False)
+
+
+class TradePayloadSerializer(serializers.Serializer):
+    """The WebSocket `trade_update` payload (trading.selectors.trade_payload)."""
+
+    id = serializers.IntegerField()
+    order_id = serializers.UUIDField()
+    session_id = serializers.IntegerField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=OrderSide.choices)
+    qty = Money()
+    price = Money()
+    fee = Money()
+    realized_pnl = Money()
+    executed_at = serializers.DateTimeField()
+
+
+class EquityPointSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    equity = Money()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,7 @@ from trading.api.serializers import (
     SessionSerializer,
     SessionStartSerializer,
     SessionStopSerializer,
+    StatusSerializer,
     StopTradingSerializer,
     TradeSerializer,
 )
@@ -42,6 +43,12 @@ def _order_source(request) -> str:
     return OrderSource.WORDPRESS if label == OrderSource.WORDPRESS else OrderSource.API
 
 
+STATUS_SCHEMA = extend_schema(
+    summary="Robot status: session, kill switch, market clock", responses=StatusSerializer
+)
+
+
+@extend_schema_view(get=STATUS_SCHEMA)
 class StatusView(APIView):
     """The robot's state. Cached per process for API_STATUS_CACHE_SECONDS (1) at most, and
     invalidated by every save of the kill switch, a session or an order, so a halt shows at once;

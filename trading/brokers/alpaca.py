@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from core.http import disable_sdk_retry, install_timeout
 from trading.brokers.base import (
     BaseBroker,
     BrokerAccount,
@@ -74,35 +75,6 @@ ALPACA_STATUS_MAP: dict[str, str] = {
 }
 
 OPEN_QUERY_STATUSES = {"open", "closed", "all"}
-
-
-def install_timeout(client: Any, timeout: float) -> None:
-    """Guard an alpaca-py RESTClient's requests session (alpaca-py passes no timeout): a default
-    timeout, a total deadline, a body size cap, and no redirect to another origin, which would
-    carry the APCA-API-KEY-ID/SECRET headers there (tradingrobot.http)."""
-    from django.conf import settings
-
-    from tradingrobot.http import guard_session
-
-    guard_session(
-        client._session,
-        timeout=timeout,
-        deadline=settings.OUTBOUND_HTTP_DEADLINE_SECONDS,
-        max_bytes=settings.OUTBOUND_HTTP_MAX_BYTES,
-    )
-
-
-def disable_sdk_retry(client: Any) -> None:
-    """Turn off alpaca-py's built-in retry (RESTClient._retry; default 3 tries on 429 and 504).
-
-    A retried POST /v2/orders after a lost response (504 = gateway timeout: the order may well
-    exist) could place a second order unless Alpaca dedups the client_order_id; we do not want
-    to depend on that. Retries happen in `_call`, only for 429 (rejected before processing), and
-    a caller that saw a timeout looks the order up by client_order_id before anything is resent.
-    The constructor's `retry_attempts=0` is ignored by alpaca-py (it only applies values > 0),
-    hence the attribute.
-    """
-    client._retry = 0
 
 
 def _dec(value: Any, default: Decimal | None = None) -> Decimal | None:

@@ -1,5 +1,6 @@
-"""The broker interface. Every broker is async; sync callers (services, tasks, admin) go through
-`broker.call(method, ...)`, which bridges with `asgiref.sync.async_to_sync`.
+"""The broker interface. Every broker implements the async methods; sync callers (services, tasks,
+admin) use the typed sync methods beside them (`submit`, `order_by_client_id`, `cancel`, ...),
+which bridge with `asgiref.sync.async_to_sync`.
 
 Values cross the interface as the small dataclasses below, never as ORM objects or SDK models,
 so that services can apply a paper fill and an Alpaca fill with the same bookkeeping.
@@ -7,12 +8,17 @@ so that services can apply a paper fill and an Alpaca fill with the same bookkee
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BrokerError(Exception):
@@ -103,14 +109,57 @@ class BaseBroker:
     """What a broker backend implements. `name` is stored on sessions and orders."""
 
     name = "base"
+    # Whether the broker's positions are a truth of their own that reconciliation repairs ours
+    # to. The paper broker's positions are our Position rows: nothing to reconcile.
+    positions_are_independent = True
 
-    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Run the interface method `method` from synchronous code.
+    # --- for synchronous callers: typed, one per interface method ----------------------------
+
+    def submit(self, request: OrderRequest) -> BrokerOrder:
+        return self._run(self.submit_order, request)
+
+    def order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        """The broker's order with this client_order_id, or None if it never arrived."""
+        return self._run(self.get_order_by_client_id, client_order_id)
+
+    def cancel(self, broker_order_id: str) -> None:
+        return self._run(self.cancel_order, broker_order_id)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return self._run(self.get_orders, status="open")
+
+    def positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
+        return self._run(self.get_positions, session_id=session_id)
+
+    def account(self, *, session_id: int | None = None) -> BrokerAccount:
+        return self._run(self.get_account, session_id=session_id)
+
+    def orders_after_bars(
+        self, client_order_ids: Iterable[str], *, now: datetime
+    ) -> Iterator[BrokerOrder]:
+        """After each bar collection: the broker's current view of these open orders (ours,
+        oldest first), for the caller to record. Yields one at a time, and the caller records
+        each before the next is computed. A live broker looks each up (a failed lookup is
+        logged and skipped); the paper broker fills resting orders from the new bars instead.
+        """
+        for client_order_id in client_order_ids:
+            try:
+                state = self.order_by_client_id(client_order_id)
+            except BrokerError as exc:
+                logger.warning("could not refresh order %s: %s", client_order_id, exc.message)
+                continue
+            if state is not None:
+                yield state
+
+    def _run(self, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        """Run the interface coroutine `method` from synchronous code.
 
         A broker whose methods only wrap synchronous work (the paper broker's database reads)
         overrides this to run that work directly, without async_to_sync's two thread hops.
         """
-        return async_to_sync(getattr(self, method))(*args, **kwargs)
+        return async_to_sync(method)(*args, **kwargs)
+
+    # --- the interface: what a broker implements ----------------------------------------------
 
     async def initialize(self) -> None:
         """Connect and check credentials; called once before first use."""

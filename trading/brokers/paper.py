@@ -8,7 +8,8 @@ it cannot afford is rejected, as a real broker would.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -82,20 +83,29 @@ def _answer(request: OrderRequest, broker_order_id: str, now: datetime, **state)
     )
 
 
+def _resting_state(order, **state) -> BrokerOrder:
+    """The paper broker's view of a resting order (a row of ours) after a bar or the close."""
+    from trading.selectors import broker_order_of
+
+    return replace(broker_order_of(order), **state)
+
+
 class PaperBroker(BaseBroker):
     name = "paper"
+    positions_are_independent = False  # they are our Position rows
 
     def __init__(self) -> None:
         self.slippage_bps = settings.PAPER_SLIPPAGE_BPS
         self.fee_per_order = settings.PAPER_FEE_PER_ORDER
 
-    # The work is synchronous database access: `call` runs it on the caller's thread (inside
+    # The work is synchronous database access: `_run` runs it on the caller's thread (inside
     # its transaction), and the async interface methods hand it to Django's database thread.
     # A subclass that overrides an interface method (e.g. to inject faults) still gets it called.
-    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        if getattr(type(self), method) is _INTERFACE.get(method):
-            return getattr(self, f"_{method}")(*args, **kwargs)
-        return super().call(method, *args, **kwargs)
+    def _run(self, method, /, *args: Any, **kwargs: Any) -> Any:
+        name = method.__name__
+        if getattr(method, "__func__", None) is _INTERFACE.get(name):
+            return getattr(self, f"_{name}")(*args, **kwargs)
+        return super()._run(method, *args, **kwargs)
 
     async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
         return await sync_to_async(self._get_account)(session_id=session_id)
@@ -181,7 +191,7 @@ class PaperBroker(BaseBroker):
                 "the market is closed (NYSE calendar)", permanent=True, code="market_closed"
             )
         if request.type != "market":
-            # Resting orders are accepted and filled by later bars (services.orders_process_bars).
+            # Resting orders are accepted and filled by later bars (orders_after_bars).
             return _answer(request, broker_order_id, now, status="accepted")
         fill_price = self.fill_price(price, request.side)
         fee = self.fee_per_order
@@ -202,6 +212,81 @@ class PaperBroker(BaseBroker):
             filled_qty=request.qty,
             filled_avg_price=fill_price,
             fills=[Fill(qty=request.qty, price=fill_price, fee=fee, executed_at=now)],
+        )
+
+    def orders_after_bars(
+        self, client_order_ids: Iterable[str], *, now: datetime
+    ) -> Iterator[BrokerOrder]:
+        """Fill resting limit/stop orders against the bars that started after they were accepted
+        (the first bar that crosses them), and expire day orders at the close.
+
+        Each state is yielded before the next order is matched, so a buy's cash check sees the
+        fills recorded before it.
+        """
+        from trading.models import Order, OrderStatus
+
+        resting = Order.objects.filter(
+            client_order_id__in=list(client_order_ids),
+            status__in=(OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED),
+            market_time__isnull=False,
+        ).order_by("created_at")
+        for order in resting:
+            state = self._match_bars(order)
+            if state is not None:
+                yield state
+            order.refresh_from_db()
+            if order.is_open and order.expires_at is not None and order.expires_at <= now:
+                yield _resting_state(
+                    order, status="expired", reject_reason="day order expired at the close"
+                )
+
+    def _match_bars(self, order) -> BrokerOrder | None:
+        """The order's state after the bars it has not seen yet, or None when none fills it.
+        Which bar it has seen last (and whether its stop triggered) is kept on the order row."""
+        from marketdata.models import Bar
+        from trading.models import Order
+
+        bars = Bar.objects.filter(
+            symbol=order.symbol, timeframe="5Min", timestamp__gte=order.market_time
+        ).order_by("timestamp")
+        if order.expires_at is not None:
+            bars = bars.filter(timestamp__lt=order.expires_at)
+        for bar in bars:
+            match = self.match_bar(
+                side=order.side,
+                type=order.type,
+                limit_price=order.limit_price,
+                stop_price=order.stop_price,
+                stop_triggered=order.stop_triggered,
+                bar=bar,
+            )
+            Order.objects.filter(pk=order.pk).update(
+                market_time=bar.timestamp + calendar.BAR, stop_triggered=match.triggered
+            )
+            order.stop_triggered = match.triggered
+            if match.price is not None:
+                return self._fill(order, match.price, bar.timestamp + calendar.BAR)
+        return None
+
+    def _fill(self, order, price: Decimal, executed_at: datetime) -> BrokerOrder:
+        """The whole rest of the order at `price`, or a cancel when a buy cannot be paid."""
+        remaining = order.qty - order.filled_qty
+        fee = self.fee_per_order if order.filled_qty == 0 else Decimal("0")
+        if order.side == "buy":
+            cash = _session_cash(order.session_id)
+            if remaining * price + fee > cash:
+                return _resting_state(
+                    order,
+                    status="canceled",
+                    reject_reason=f"insufficient_buying_power: fill at {price} needs "
+                    f"{remaining * price + fee:.2f}, cash is {cash:.2f}",
+                )
+        return _resting_state(
+            order,
+            status="filled",
+            filled_qty=order.qty,
+            filled_avg_price=price,
+            fills=[Fill(qty=remaining, price=price, fee=fee, executed_at=executed_at)],
         )
 
     def fill_price(self, price: Decimal, side: str) -> Decimal:

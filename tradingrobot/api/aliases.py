@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import re
 
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,12 +25,18 @@ from marketdata.models import Timeframe
 from streaming.events import iso_utc
 from trading import selectors as trading_selectors
 from trading import services as trading_services
-from trading.api.views import StatusView
+from trading.api.serializers import PortfolioSnapshotSerializer
+from trading.api.views import STATUS_SCHEMA, StatusView
 from trading.exceptions import UnknownSymbol
 from trading.models import ApiKey, OrderSide, OrderSource, OrderType, TimeInForce
 from tradingrobot.api.fields import AsciiDecimalField
 from tradingrobot.api.permissions import HasTradeScope
 from tradingrobot.api.selectors import ohlcv_rows, portfolio_payload
+from tradingrobot.api.serializers import (
+    MarketDataSerializer,
+    StopTradingOkSerializer,
+    TradeOkSerializer,
+)
 
 SYMBOL = re.compile(r"^[A-Za-z0-9.\-]{1,16}$")
 
@@ -53,10 +66,16 @@ def _actor(request) -> str:
     return getattr(request.user, "username", "") or "api"
 
 
+@extend_schema_view(get=STATUS_SCHEMA)
 class AliasStatusView(AliasErrorMixin, StatusView):
     """GET /api/status: the same body as GET /api/v1/status."""
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Portfolio (Trading Robot API)", responses=PortfolioSnapshotSerializer
+    )
+)
 class AliasPortfolioView(AliasErrorMixin, APIView):
     """GET /api/portfolio: cash, equity, P&L and open positions of the current session."""
 
@@ -69,6 +88,13 @@ class MarketDataQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=5000, default=100)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="OHLCV bars of one symbol (Trading Robot API)",
+        parameters=[MarketDataQuery],
+        responses=MarketDataSerializer,
+    )
+)
 class AliasMarketDataView(AliasErrorMixin, APIView):
     """GET /api/market_data/{symbol}?timeframe=5Min&limit=100: OHLCV rows, oldest first."""
 
@@ -107,6 +133,25 @@ class TradeRequest(serializers.Serializer):
         return value
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Buy or sell (Trading Robot API)",
+        parameters=[
+            OpenApiParameter("side", str, OpenApiParameter.PATH, enum=["buy", "sell"]),
+            OpenApiParameter(
+                "symbol", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9.\-]{1,16}$"
+            ),
+        ],
+        request=TradeRequest,
+        responses={
+            201: OpenApiResponse(TradeOkSerializer, description="Order created."),
+            200: OpenApiResponse(
+                TradeOkSerializer, description="Same client_order_id: that order."
+            ),
+        },
+        examples=[OpenApiExample("Buy 10 shares", value={"quantity": 10}, request_only=True)],
+    )
+)
 class AliasTradeView(AliasErrorMixin, APIView):
     """POST /api/trade/{symbol}/{side} {"quantity": n}: a market order (or limit/stop) by the
     plugin; the same order_submit as POST /api/v1/orders/submit (source "wordpress")."""
@@ -143,6 +188,13 @@ class StopTradingRequest(serializers.Serializer):
     flatten = serializers.BooleanField(required=False, default=False)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Engage the kill switch (Trading Robot API)",
+        request=StopTradingRequest,
+        responses=StopTradingOkSerializer,
+    )
+)
 class AliasStopTradingView(AliasErrorMixin, APIView):
     """POST /api/stop_trading: engage the kill switch (cancel open orders; optionally flatten)."""
 

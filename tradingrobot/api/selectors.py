@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from marketdata.api.serializers import ohlcv_row
 from marketdata.models import Bar
 from marketdata.selectors import last_collected_at, market_clock
 from strategies.models import StrategyConfig
@@ -120,14 +121,4 @@ def ohlcv_rows(*, symbol: str, timeframe: str = "5Min", limit: int = 100) -> lis
     if not rows and not Bar.objects.filter(symbol=symbol).exists():
         return None
     rows.reverse()
-    return [
-        {
-            "timestamp": iso_utc(row["timestamp"]),
-            "open": str(row["open"]),
-            "high": str(row["high"]),
-            "low": str(row["low"]),
-            "close": str(row["close"]),
-            "volume": row["volume"],
-        }
-        for row in rows
-    ]
+    return [ohlcv_row(row) for row in rows]

@@ -4,12 +4,14 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tradingrobot.api.permissions import HasReadScope
+from tradingrobot.api.serializers import HealthSerializer, OverviewSerializer
 
 
 def _check_database() -> dict:
@@ -31,6 +33,15 @@ def _check_redis() -> dict:
         return {"ok": False, "error": str(exc)[:200]}
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Health of the database, Redis and market data (public)",
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, description="The database is down."),
+        },
+    )
+)
 class HealthView(APIView):
     """Is the database up, is Redis up, how old is the newest bar, is trading halted.
 
@@ -84,6 +95,7 @@ class HealthView(APIView):
         return Response(body, status=status_code)
 
 
+@extend_schema_view(get=extend_schema(summary="Dashboard overview", responses=OverviewSerializer))
 class DashboardOverviewView(APIView):
     """Equity, day P&L, open positions, today's trades, active strategies, market and data state."""
 

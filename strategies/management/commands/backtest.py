@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from trading.exceptions import DomainError
+from core.exceptions import DomainError
 
 METRIC_ROWS = [
     ("total_return", "Total return", "pct"),

@@ -1,0 +1,210 @@
+"""Submitting an order: validate, refuse when halted, check risk, commit, send."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from marketdata.selectors import last_price_and_clock, one_market_reading
+from streaming import events
+from trading import risk, selectors
+from trading.exceptions import (
+    InvalidOrder,
+    NoRunningSession,
+    RiskLimitExceeded,
+    TradingHalted,
+    UnknownSymbol,
+)
+from trading.models import (
+    Order,
+    OrderSide,
+    OrderSource,
+    OrderStatus,
+    OrderType,
+    SessionStatus,
+    TimeInForce,
+    TradingSession,
+)
+from trading.services.order_send import order_send
+from trading.services.transitions import publish_order
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool
+
+
+def _validate(
+    *,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    type: str,
+    time_in_force: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    client_order_id: str | None,
+) -> None:
+    if not symbol or len(symbol) > 16 or not symbol.replace(".", "").isalnum():
+        raise InvalidOrder("symbol must be a ticker such as SPY", details={"field": "symbol"})
+    if side not in OrderSide.values:
+        raise InvalidOrder(f"side must be one of {OrderSide.values}", details={"field": "side"})
+    if type not in OrderType.values:
+        raise InvalidOrder(f"type must be one of {OrderType.values}", details={"field": "type"})
+    if time_in_force not in TimeInForce.values:
+        raise InvalidOrder(
+            f"time_in_force must be one of {TimeInForce.values}", details={"field": "time_in_force"}
+        )
+    if not isinstance(qty, Decimal) or not qty.is_finite() or qty <= 0:
+        raise InvalidOrder("qty must be a positive number", details={"field": "qty"})
+    if qty.as_tuple().exponent < -6 or qty >= Decimal("1e12"):
+        raise InvalidOrder("qty has too many digits", details={"field": "qty"})
+    for name, value, needed in (
+        ("limit_price", limit_price, type in (OrderType.LIMIT, OrderType.STOP_LIMIT)),
+        ("stop_price", stop_price, type in (OrderType.STOP, OrderType.STOP_LIMIT)),
+    ):
+        if needed and value is None:
+            raise InvalidOrder(f"{name} is required for {type} orders", details={"field": name})
+        if value is not None and (
+            not isinstance(value, Decimal)
+            or not value.is_finite()
+            or value <= 0
+            or value >= Decimal("1e13")
+            or value.as_tuple().exponent < -6
+        ):
+            raise InvalidOrder(f"{name} must be a positive price", details={"field": name})
+    if client_order_id is not None and not (1 <= len(client_order_id) <= 128):
+        raise InvalidOrder(
+            "client_order_id must be 1 to 128 characters", details={"field": "client_order_id"}
+        )
+
+
+@one_market_reading()
+def order_submit(
+    *,
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    type: str = OrderType.MARKET,
+    time_in_force: str = TimeInForce.DAY,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    client_order_id: str | None = None,
+    source: str = OrderSource.API,
+    strategy_config=None,
+    session: TradingSession | None = None,
+    bypass_halt: bool = False,
+) -> SubmitResult:
+    """Validate, refuse when halted, check risk, commit the order, send it, record the answer.
+
+    The same client_order_id returns the existing order and never reaches the broker twice: the
+    database's unique constraint decides, so concurrent retries cannot both insert.
+    `bypass_halt` is only for the kill switch's own flatten orders.
+    """
+    from marketdata import calendar
+
+    symbol = (symbol or "").upper().strip()
+    _validate(
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        type=type,
+        time_in_force=time_in_force,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        client_order_id=client_order_id,
+    )
+    gate = selectors.trading_gate(client_order_id)
+    if gate.existing is not None:
+        return SubmitResult(gate.existing, created=False)
+    if not bypass_halt and gate.halted:
+        raise TradingHalted(
+            "trading is halted by the kill switch", details={"reason": gate.halt_reason}
+        )
+    session = session or gate.session
+    if session is None or session.status != SessionStatus.RUNNING:
+        raise NoRunningSession("no trading session is running")
+
+    price, clock = last_price_and_clock(symbol)
+    if price is None:
+        raise UnknownSymbol(
+            f"unknown symbol {symbol!r}: no market data", details={"symbol": symbol}
+        )
+    if not bypass_halt:
+        breached, loss = risk.daily_loss_breached(session=session, at=clock["market_time"])
+        if breached:
+            # Imported here: the kill switch's flatten submits orders through this module.
+            from trading.services.kill_switch import trading_halt
+
+            trading_halt(reason=f"daily loss limit reached (lost {loss:.2f} today)", by="risk")
+            raise RiskLimitExceeded(
+                f"the daily loss limit is reached (lost {loss:.2f} today); trading is halted",
+                code="daily_loss_limit",
+                details={"loss": str(loss)},
+            )
+    risk.check_order(
+        session=session,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        order_type=type,
+        limit_price=limit_price,
+        reduces_only=bypass_halt,
+    )
+    limits = risk.limits_for(session)
+    submit_after = None
+    if limits.enforce_market_hours and not clock["market_open"]:
+        next_open = calendar.next_open(clock["market_time"])
+        if not limits.queue_when_closed:
+            raise RiskLimitExceeded(
+                f"the market is closed; it opens at {next_open.isoformat()}",
+                code="market_closed",
+                details={"next_open": events.iso_utc(next_open)},
+            )
+        submit_after = next_open
+
+    client_order_id = client_order_id or f"trp-{uuid.uuid4().hex}"
+    order = Order(
+        client_order_id=client_order_id,
+        session=session,
+        strategy_config=strategy_config,
+        source=source,
+        symbol=symbol,
+        side=side,
+        type=type,
+        qty=qty,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        status=OrderStatus.PENDING_SUBMIT,
+        submit_after=submit_after,
+    )
+    try:
+        # A lone INSERT commits by itself; inside a caller's transaction a savepoint keeps a
+        # lost race from breaking that transaction.
+        with (
+            transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+        ):
+            order.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent request with the same client_order_id won the insert.
+        return SubmitResult(Order.objects.get(client_order_id=client_order_id), created=False)
+
+    if submit_after is not None:
+        logger.info("order %s queued until the open at %s", order.client_order_id, submit_after)
+        publish_order(order)
+        return SubmitResult(order, created=True)
+    order = order_send(order=order, bypass_halt=bypass_halt, market_time=clock["market_time"])
+    if order.status == OrderStatus.PENDING_SUBMIT:
+        # Every other outcome published its own order_update with the final state.
+        publish_order(order)
+    return SubmitResult(order, created=True)
