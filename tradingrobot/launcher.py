@@ -1,4 +1,4 @@
-"""`make run`: migrate, bootstrap, then ws + worker + beat under honcho (Procfile).
+"""`make run`: migrate, bootstrap, then ws + worker + research + beat under honcho (Procfile).
 
 Everything is served on one URL without a reverse proxy: the ASGI process (`ws`, daphne) answers
 HTTP as well as WebSockets. Production adds `web` (gunicorn) for HTTP behind a proxy; for one
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = ["ws", "worker", "beat"]
+PROCESSES = ["ws", "worker", "research", "beat"]
 
 
 def main() -> int:

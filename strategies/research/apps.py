@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ResearchConfig(AppConfig):
+    name = "strategies.research"
+    label = "research"
+    verbose_name = "Research"
+    default_auto_field = "django.db.models.BigAutoField"
