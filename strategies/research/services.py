@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "research"
 PROGRESS_EVERY_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 0.5
 CHART_BARS = 1500  # candles kept for the result page's price chart
 CURVE_POINTS = 600
 MAX_WALK_FORWARD_FOLDS = 60
@@ -49,6 +50,11 @@ class Principal:
         if self.user is not None and getattr(self.user, "is_authenticated", False):
             return f"user:{self.user.get_username()}"
         return "command"
+
+    @property
+    def is_operator(self) -> bool:
+        """A management command on the server itself."""
+        return self.key is None and self.user is None
 
     @property
     def may_trade(self) -> bool:
@@ -251,7 +257,7 @@ def run_cancel(*, run: ResearchRun, principal: Principal) -> ResearchRun:
     """Cancel a queued run at once; ask a running one to stop (it does at its next check)."""
     from strategies.research.exceptions import RunNotYours
 
-    if not principal.may_trade and not _owns(principal, run):
+    if not (principal.is_operator or principal.may_trade or _owns(principal, run)):
         raise RunNotYours("only whoever started this run, or a trade-scope key, may cancel it")
     with transaction.atomic():
         locked = ResearchRun.objects.select_for_update().get(pk=run.pk)
@@ -305,6 +311,7 @@ class _Reporter:
     def __init__(self, run: ResearchRun, on_progress: Any = None) -> None:
         self.run = run
         self.last = 0.0
+        self.last_poll = 0.0
         self.canceled = False
         self.on_progress = on_progress
 
@@ -328,6 +335,12 @@ class _Reporter:
         send_now(RESEARCH_PROGRESS, progress_payload(self.run))
 
     def should_cancel(self) -> bool:
+        now = time.monotonic()
+        if not self.canceled and now - self.last_poll >= CANCEL_POLL_SECONDS:
+            self.last_poll = now
+            self.canceled = ResearchRun.objects.filter(
+                pk=self.run.pk, cancel_requested=True
+            ).exists()
         return self.canceled
 
 
