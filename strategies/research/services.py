@@ -374,6 +374,8 @@ def run_execute(*, run_id: int, on_progress: Any = None) -> ResearchRun | None:
     except Exception as exc:  # noqa: BLE001 - a run's failure is recorded on the run, never lost
         logger.exception("research run %s failed", run_id)
         return _finish(run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+    if on_progress:
+        on_progress(1.0, "done")
     return _finish(run, RunStatus.DONE, result=result, message="done")
 
 

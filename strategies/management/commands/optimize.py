@@ -127,35 +127,39 @@ class Command(BaseCommand):
             f"{run.kind} #{run.pk} {run.plugin} on {', '.join(run.inputs['symbols'])}, "
             f"{run.inputs['days']} days, objective {result['objective']}"
         ]
+        num = lambda v: format_metric(v, "num")  # noqa: E731
         if run.kind == "walk_forward":
             lines.append(
-                "fold  train                     test                      best params            IS       OOS"
+                f"{'fold':>4}  {'train':<22}  {'test':<22}  {'best':<22} {'IS':>7} {'OOS':>8}"
             )
             for f in result["folds"]:
+                train = f"{f['train_start'][:10]}..{f['train_end'][:10]}"
+                test = f"{f['test_start'][:10]}..{f['test_end'][:10]}"
+                best = json.dumps(f["best_params"])
                 lines.append(
-                    f"{f['fold']:>4}  {f['train_start'][:10]}..{f['train_end'][:10]}  "
-                    f"{f['test_start'][:10]}..{f['test_end'][:10]}  "
-                    f"{json.dumps(f['best_params']):<22} {format_metric(f['train_objective'], 'num'):>7} "
-                    f"{format_metric(f['test_objective'], 'num'):>8}"
+                    f"{f['fold']:>4}  {train:<22}  {test:<22}  {best:<22} "
+                    f"{num(f['train_objective']):>7} {num(f['test_objective']):>8}"
                 )
+            oos = format_metric((result["oos_metrics"] or {}).get("total_return"), "pct")
             lines.append(
-                f"in-sample mean {format_metric(result['in_sample_mean'], 'num')}, "
-                f"out-of-sample mean {format_metric(result['out_of_sample_mean'], 'num')}, "
-                f"stitched out-of-sample return "
-                f"{format_metric((result['oos_metrics'] or {}).get('total_return'), 'pct')}"
+                f"in-sample mean {num(result['in_sample_mean'])}, out-of-sample mean "
+                f"{num(result['out_of_sample_mean'])}, stitched out-of-sample return {oos}"
             )
             return "\n".join(lines) + "\n"
         lines.append(
             f"{result['combinations']} combinations ({result['excluded']} excluded by constraints, "
             f"{result['eligible']} with enough trades) in {result['seconds']} s"
         )
-        lines.append(
+        head = (
             f"{'rank':>4}  {'params':<28} {'sharpe':>8} {'return':>9} {'max dd':>8} {'trades':>7}"
         )
+        lines.append(head)
         for row in result["ranking"][:top]:
+            ret = format_metric(row["total_return"], "pct")
+            dd = format_metric(row["max_drawdown"], "pct")
+            trades = format_metric(row["trades"], "int")
             lines.append(
                 f"{row['rank']:>4}  {json.dumps(row['params']):<28} "
-                f"{format_metric(row['sharpe'], 'num'):>8} {format_metric(row['total_return'], 'pct'):>9} "
-                f"{format_metric(row['max_drawdown'], 'pct'):>8} {format_metric(row['trades'], 'int'):>7}"
+                f"{num(row['sharpe']):>8} {ret:>9} {dd:>8} {trades:>7}"
             )
         return "\n".join(lines) + "\n"

@@ -8,10 +8,9 @@ import time
 
 import pytest
 import redis as redis_lib
-from django.conf import settings
 
 from strategies.research.models import ResearchRun, RunStatus
-from strategies.research.services import Principal, run_cancel, run_execute, run_submit
+from strategies.research.services import Principal, run_cancel, run_execute
 from strategies.services import strategy_backtest
 from streaming.redis import stream_channel
 
@@ -235,3 +234,41 @@ def test_no_request_computes_a_ten_year_ten_symbol_backtest(reader, trader, conf
     }
     assert _submit(trader, config, body, path="optimize").status_code == 202
     assert time.process_time() - started < 2.0
+
+
+def test_manage_optimize_shows_progress_and_the_ranking(market):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    call_command(
+        "optimize",
+        "sma_crossover",
+        "--symbols=SPY",
+        "--days=10",
+        "--grid=fast=2:8:2",
+        "--grid=slow=10,20",
+        "--constraint=fast < slow",
+        stdout=out,
+        stderr=err,
+    )
+    text = out.getvalue()
+    assert "8 combinations" in text and '   1  {"fast":' in text
+    assert "optimize #" in err.getvalue() and "100%" in err.getvalue()  # tqdm's bar
+    run = ResearchRun.objects.get()
+    assert run.status == "done" and run.requested_by == "command"
+
+    out = StringIO()
+    call_command(
+        "optimize",
+        "sma_crossover",
+        "--symbols=SPY",
+        "--days=30",
+        "--grid=fast=2,4",
+        "--grid=slow=10,20",
+        "--walk-forward=14:5",
+        stdout=out,
+        stderr=StringIO(),
+    )
+    assert "out-of-sample" in out.getvalue() and "in-sample mean" in out.getvalue()
