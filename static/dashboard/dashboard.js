@@ -221,11 +221,24 @@
     while (body.rows.length > MAX_TRADES) body.deleteRow(body.rows.length - 1);
   }
 
+  // {"SPY": {"target": 1, "bar_time", "note": "ordered", ...}} -> "SPY long 100% · ordered"
+  function signalText(signal) {
+    if (!signal || typeof signal !== "object" || !Object.keys(signal).length) return "–";
+    return Object.entries(signal)
+      .map(([symbol, d]) => {
+        const target = d && typeof d.target === "number" ? d.target : null;
+        const side = target === null ? "no signal" : target > 0 ? "long" : target < 0 ? "short" : "flat";
+        const size = target ? " " + Math.round(Math.abs(target) * 100) + "%" : "";
+        return symbol + " " + side + size + (d && d.note ? " · " + d.note : "");
+      })
+      .join("; ");
+  }
+
   function applyStrategies(list) {
     $("#strategies tbody").innerHTML = "";
     list.forEach((s) => {
       const state = s.last_error ? "error" : s.enabled ? "enabled" : "disabled";
-      const signal = s.last_signal && Object.keys(s.last_signal).length ? JSON.stringify(s.last_signal).slice(0, 60) : "–";
+      const signal = signalText(s.last_signal);
       const tr = row("strategies", "name", s.name, [s.name, (s.symbols || []).join(", "), state, time(s.last_run_at), signal]);
       tr.cells[2].className = state === "error" ? "down" : state === "enabled" ? "up" : "";
       if (s.last_error) tr.cells[2].title = s.last_error;
