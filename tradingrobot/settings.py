@@ -246,6 +246,8 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "degraded"],
         "OkStatusEnum": ["ok"],
         "ErrorStatusEnum": ["error"],
+        "ResearchRunStatusEnum": "strategies.research.models.RunStatus",
+        "ResearchRunKindEnum": "strategies.research.models.RunKind",
     },
     "DISABLE_ERRORS_AND_WARNINGS": True,
 }
