@@ -155,28 +155,38 @@ class StrategyConfigAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/strategies/plugins.html", context)
 
     def backtest_view(self, request, pk: int):
+        """A form; submitting it queues a research run (no request computes a backtest) and
+        opens the run's page."""
+        from strategies.research.services import Principal, run_submit
+
         config = get_object_or_404(StrategyConfig, pk=pk)
-        try:
-            days = int(request.GET.get("days", 30))
-        except ValueError:
-            days = -1
-        result, error = None, None
-        try:
-            result = services.strategy_backtest_config(config=config, days=days)
-        except DomainError as exc:
-            error = exc.message
+        days_text = request.POST.get("days") if request.method == "POST" else "30"
+        error = None
+        if request.method == "POST":
+            if not self.has_change_permission(request, config):
+                return redirect("admin:index")
+            try:
+                days = int(days_text)
+            except (TypeError, ValueError):
+                days = -1
+            try:
+                run = run_submit(
+                    kind="backtest",
+                    body={"days": days},
+                    principal=Principal(user=request.user),
+                    config=config,
+                )
+            except DomainError as exc:
+                error = exc.message
+            else:
+                return redirect("research-run-page", id=run.pk)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": f"Backtest: {config}",
             "config": config,
-            "days": days,
-            "result": result,
+            "days": days_text,
             "error": error,
-            "metric_rows": _metric_rows(result) if result else [],
-            "chart": equity_svg_points(result["equity_curve"]) if result else None,
-            "chart_w": CHART_W,
-            "chart_h": CHART_H,
         }
         return TemplateResponse(request, "admin/strategies/backtest.html", context)
 
