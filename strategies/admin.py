@@ -15,24 +15,6 @@ from strategies import registry, services
 from strategies.models import StrategyConfig
 from trading.exceptions import DomainError
 
-CHART_W, CHART_H, CHART_PAD = 760, 240, 8
-
-
-def equity_svg_points(curve: list[dict]) -> dict:
-    """Server-side chart data for the inline SVG: polyline points and the value range."""
-    values = [p["equity"] for p in curve if p["equity"] is not None]
-    if len(values) < 2:
-        return {"points": "", "low": None, "high": None}
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = (CHART_W - 2 * CHART_PAD) / (len(values) - 1)
-    points = " ".join(
-        f"{CHART_PAD + i * step:.1f},"
-        f"{CHART_H - CHART_PAD - (v - low) / span * (CHART_H - 2 * CHART_PAD):.1f}"
-        for i, v in enumerate(values)
-    )
-    return {"points": points, "low": low, "high": high}
-
 
 class StrategyConfigForm(forms.ModelForm):
     class Meta:
@@ -189,19 +171,3 @@ class StrategyConfigAdmin(admin.ModelAdmin):
             "error": error,
         }
         return TemplateResponse(request, "admin/strategies/backtest.html", context)
-
-
-def _metric_rows(result: dict) -> list[tuple[str, str, list[str]]]:
-    from strategies.management.commands.backtest import METRIC_ROWS, format_metric
-
-    return [
-        (
-            label,
-            format_metric(result["metrics"].get(key), kind),
-            [
-                format_metric(result["per_symbol"][s]["metrics"].get(key), kind)
-                for s in result["symbols"]
-            ],
-        )
-        for key, label, kind in METRIC_ROWS
-    ]
