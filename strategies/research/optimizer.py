@@ -284,11 +284,19 @@ def grid_metrics(
         if years > 0:
             with np.errstate(over="ignore"):
                 out["cagr"] = -1.0 if growth <= 0 else _finite(growth ** (1.0 / years) - 1.0)
+    # Equity can only differ from the bar before on a bar that holds a position or follows one;
+    # on every other bar the account is cash, its return exactly 0 and its value the previous
+    # one. Dropping those bars changes no sum, maximum or minimum below, and skips the flat
+    # part of the curve (about half of it for a crossover).
+    keep = exposure.copy()
+    keep[1:] |= exposure[:-1]
+    keep[0] = True
+    moving = equity[keep]
     if n >= 3:
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.divide(equity[1:], equity[:-1])
+            r = np.divide(moving[1:], moving[:-1])
             r -= 1.0
-        m = r.shape[0]
+        m = n - 1
         mean = float(r.sum()) / m
         var = max((float(np.einsum("i,i->", r, r)) - m * mean * mean) / (m - 1), 0.0)
         std = math.sqrt(var)
@@ -300,9 +308,9 @@ def grid_metrics(
         downside = math.sqrt(float(np.einsum("i,i->", r, r)) / m)
         if downside > 0:
             out["sortino"] = _finite(mean / downside * ann)
-    high = np.maximum.accumulate(equity)
+    high = np.maximum.accumulate(moving)
     with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(equity, high, out=high)
+        np.divide(moving, high, out=high)
     max_dd = max(1.0 - float(np.nanmin(high)), 0.0)
     out["max_drawdown"] = _finite(max_dd)
     if out["cagr"] is not None and max_dd > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 
 import pytest
 import redis as redis_lib
@@ -272,3 +273,30 @@ def test_manage_optimize_shows_progress_and_the_ranking(market):
         stderr=StringIO(),
     )
     assert "out-of-sample" in out.getvalue() and "in-sample mean" in out.getvalue()
+
+
+def test_walk_forward_run_reports_in_and_out_of_sample(trader, config, market):
+    response = _submit(
+        trader,
+        config,
+        {
+            "days": 30,
+            "grid": {"fast": [2, 4, 8], "slow": [12, 24]},
+            "walk_forward": {"train_days": 14, "test_days": 5},
+        },
+        path="optimize",
+    )
+    assert response.status_code == 202, response.json()
+    assert response.json()["kind"] == "walk_forward"
+    run = run_execute(run_id=response.json()["id"])
+    assert run.status == RunStatus.DONE, run.error
+    result = run.result
+    folds = result["folds"]
+    assert len(folds) >= 2
+    for a, b in zip(folds, folds[1:], strict=False):
+        assert a["test_start"] == a["train_end"] and b["train_end"] == a["test_end"]
+    chosen = [f for f in folds if f["best_params"]]
+    assert chosen and all(set(f["best_params"]) == {"fast", "slow"} for f in chosen)
+    assert result["in_sample_mean"] is not None and result["oos_metrics"]["bars"] > 0
+    first_test = datetime.fromisoformat(folds[0]["test_start"]).timestamp()
+    assert result["oos_equity"][0]["time"] >= first_test
