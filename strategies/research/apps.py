@@ -6,3 +6,6 @@ class ResearchConfig(AppConfig):
     label = "research"
     verbose_name = "Research"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from strategies.research import tasks  # noqa: F401 - connects worker_ready

@@ -48,6 +48,7 @@ class ResearchRun(models.Model):
     progress = models.FloatField(default=0.0, help_text="0 to 1")
     message = models.CharField(max_length=200, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True, help_text="the worker running it")
     error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -347,13 +347,13 @@ class _Reporter:
 # --- execute -------------------------------------------------------------------------------------
 
 
-def run_execute(*, run_id: int, on_progress: Any = None) -> ResearchRun | None:
+def run_execute(*, run_id: int, on_progress: Any = None, worker: str = "") -> ResearchRun | None:
     """Run a queued run to its end (done, failed or canceled). Called by the research worker
     (and by the management commands, in process). A run that is not queued is left alone, so a
     redelivered task never runs twice."""
     now = timezone.now()
     claimed = ResearchRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now, message="started"
+        status=RunStatus.RUNNING, started_at=now, message="started", worker=worker[:200]
     )
     if not claimed:
         return ResearchRun.objects.filter(pk=run_id).first()
@@ -377,6 +377,15 @@ def run_execute(*, run_id: int, on_progress: Any = None) -> ResearchRun | None:
     if on_progress:
         on_progress(1.0, "done")
     return _finish(run, RunStatus.DONE, result=result, message="done")
+
+
+def runs_interrupted_fail(*, worker: str) -> int:
+    """Runs this worker was running when it stopped (crash, deploy) can never finish: mark them
+    failed when it starts again. Runs on other workers are theirs."""
+    runs = list(ResearchRun.objects.filter(status=RunStatus.RUNNING, worker=worker))
+    for run in runs:
+        _finish(run, RunStatus.FAILED, error="interrupted: the research worker stopped")
+    return len(runs)
 
 
 def _finish(

@@ -300,3 +300,25 @@ def test_walk_forward_run_reports_in_and_out_of_sample(trader, config, market):
     assert result["in_sample_mean"] is not None and result["oos_metrics"]["bars"] > 0
     first_test = datetime.fromisoformat(folds[0]["test_start"]).timestamp()
     assert result["oos_equity"][0]["time"] >= first_test
+
+
+def test_runs_a_stopped_worker_was_running_are_failed_when_it_starts_again(reader, config):
+    from types import SimpleNamespace
+
+    from strategies.research.tasks import fail_interrupted_runs
+
+    ours = run_submit_running(reader, config, "research@a")
+    theirs = run_submit_running(reader, config, "research@b")
+    fail_interrupted_runs(sender=SimpleNamespace(hostname="research@a"))
+    ours.refresh_from_db()
+    theirs.refresh_from_db()
+    assert ours.status == "failed" and "interrupted" in ours.error
+    assert theirs.status == "running"
+
+
+def run_submit_running(client, config, worker):
+    run = ResearchRun.objects.create(
+        kind="backtest", plugin="sma_crossover", requested_by="test", inputs={}, config=config
+    )
+    ResearchRun.objects.filter(pk=run.pk).update(status="running", worker=worker)
+    return run
