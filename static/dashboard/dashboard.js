@@ -205,7 +205,26 @@
     row("orders", "id", o.id, [time(o.created_at), o.symbol, o.side, o.type, fmt(o.qty, 0), o.status]);
   }
 
+  // Fills as markers on their symbol's chart, at the 5-minute bar they happened in.
+  function markTrade(t) {
+    const c = charts[t.symbol];
+    if (!c || !t.executed_at) return;
+    c.markers = c.markers || new Map();
+    const at = unix(t.executed_at);
+    const buy = t.side === "buy";
+    c.markers.set(String(t.id), {
+      time: at - (at % 300),
+      position: buy ? "belowBar" : "aboveBar",
+      color: buy ? "#57ab5a" : "#f47067",
+      shape: buy ? "arrowUp" : "arrowDown",
+      text: (buy ? "buy " : "sell ") + fmt(t.qty, 0),
+    });
+    c.series.setMarkers([...c.markers.values()].sort((a, b) => a.time - b.time));
+    document.querySelector('.chart[data-symbol="' + t.symbol + '"]').dataset.markers = String(c.markers.size);
+  }
+
   function applyTrade(t, prepend = true) {
+    markTrade(t);
     if (document.querySelector('#trades tr[data-id="' + t.id + '"]')) return;
     const tr = document.createElement("tr");
     tr.dataset.id = t.id;
