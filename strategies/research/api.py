@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -84,6 +85,13 @@ class OptimizeRequestSerializer(BacktestRequestSerializer):
     )
 
 
+class ResearchSubmitSerializer(OptimizeRequestSerializer):
+    kind = serializers.ChoiceField(choices=["backtest", "optimize"], required=False)
+    plugin = serializers.CharField(help_text="a loaded strategy plugin's name")
+    symbols = serializers.JSONField(help_text='e.g. ["SPY"]')
+    grid = serializers.JSONField(required=False, help_text="optimize only")
+
+
 def _accepted(request, run: ResearchRun) -> Response:
     url = run_url(request, run)
     body = ResearchRunSerializer(run, context={"request": request}).data
@@ -102,6 +110,14 @@ class StrategyBacktestJobView(generics.GenericAPIView):
 
     serializer_class = BacktestRequestSerializer
 
+    @extend_schema(
+        request=BacktestRequestSerializer,
+        responses={
+            202: OpenApiResponse(
+                ResearchRunSerializer, description="Queued; `url` (and Location) is the run."
+            )
+        },
+    )
     def post(self, request, id):
         config = strategy_selectors.strategy_config_get(id)
         self.get_serializer(data=_body(request)).is_valid(raise_exception=True)
@@ -117,6 +133,14 @@ class StrategyBacktestJobView(generics.GenericAPIView):
 class StrategyOptimizeView(generics.GenericAPIView):
     serializer_class = OptimizeRequestSerializer
 
+    @extend_schema(
+        request=OptimizeRequestSerializer,
+        responses={
+            202: OpenApiResponse(
+                ResearchRunSerializer, description="Queued; `url` (and Location) is the run."
+            )
+        },
+    )
     def post(self, request, id):
         config = strategy_selectors.strategy_config_get(id)
         self.get_serializer(data=_body(request)).is_valid(raise_exception=True)
@@ -144,6 +168,10 @@ class ResearchRunListView(generics.ListAPIView):
                 raise ValidationError({name: [f"Expected one or more of {', '.join(allowed)}."]})
         return selectors.runs_list(status=status, kind=kind)
 
+    @extend_schema(
+        request=ResearchSubmitSerializer,
+        responses={202: OpenApiResponse(ResearchRunSerializer, description="Queued.")},
+    )
     def post(self, request):
         """`{"kind": "backtest"|"optimize", "plugin", ...}` without a saved config (the research
         page's form); 202 with the run's URL."""
