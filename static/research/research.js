@@ -97,6 +97,7 @@ const Research = (() => {
       fee_per_trade: Number(data.get("fee_per_trade")),
       params: {},
     };
+    if (data.get("end")) body.end = data.get("end");
     const grid = {};
     form.querySelectorAll("input[name^='param:']").forEach((input) => {
       const name = input.name.slice(6);

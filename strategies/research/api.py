@@ -67,6 +67,9 @@ class BacktestRequestSerializer(serializers.Serializer):
     """Shape only; the research service checks every value and names the field it refuses."""
 
     days = serializers.JSONField(required=True)
+    end = serializers.JSONField(
+        required=False, help_text="ISO-8601 date or datetime the window ends at; default: now"
+    )
     symbols = serializers.JSONField(required=False)
     params = serializers.JSONField(required=False)
     initial_cash = serializers.JSONField(required=False)

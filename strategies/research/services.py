@@ -102,6 +102,7 @@ def _common_inputs(config: StrategyConfig | None, plugin: str, body: dict) -> di
     )
     return {
         "plugin": plugin,
+        "end": _end(body.get("end")),
         "symbols": [s.strip().upper() for s in symbols],
         "days": days,
         "params": cleaned,
@@ -113,6 +114,23 @@ def _common_inputs(config: StrategyConfig | None, plugin: str, body: dict) -> di
         "fee_per_trade": _number(body, "fee_per_trade", float(settings.PAPER_FEE_PER_ORDER)),
         "slippage_bps": _number(body, "slippage_bps", float(settings.PAPER_SLIPPAGE_BPS)),
     }
+
+
+def _end(value: Any) -> str | None:
+    """`end`: the backtest window's end, an ISO-8601 date (midnight UTC) or datetime; None means
+    the moment the run was submitted."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidStrategyConfig("end", "must be an ISO-8601 date or datetime")
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InvalidStrategyConfig("end", "must be an ISO-8601 date or datetime") from None
+    if stamp is pd.NaT or not 1990 <= stamp.year <= 2100:
+        raise InvalidStrategyConfig("end", "must be a date between 1990 and 2100")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.isoformat()
 
 
 def _search(inputs: dict[str, Any], body: dict) -> Search:
@@ -411,7 +429,7 @@ def _publish_now(run: ResearchRun) -> None:
 
 
 def _window(inputs: dict[str, Any], run: ResearchRun) -> tuple[Any, Any]:
-    end = run.created_at
+    end = pd.Timestamp(inputs["end"]).to_pydatetime() if inputs.get("end") else run.created_at
     return end - timedelta(days=inputs["days"]), end
 
 

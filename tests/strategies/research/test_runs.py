@@ -322,3 +322,25 @@ def run_submit_running(client, config, worker):
     )
     ResearchRun.objects.filter(pk=run.pk).update(status="running", worker=worker)
     return run
+
+
+def test_a_window_can_end_at_a_given_date(reader, config, market, settings):
+    from strategies.selectors import bars_for_backtest
+
+    settings.RESEARCH_MAX_ACTIVE_READ = 5
+    bad = _submit(reader, config, {"days": 10, "end": "next tuesday"})
+    assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "end"
+    response = _submit(reader, config, {"days": 10, "end": "2025-03-01"})
+    assert response.status_code == 202
+    assert response.json()["inputs"]["end"] == "2025-03-01T00:00:00+00:00"
+    run = run_execute(run_id=response.json()["id"])
+    assert run.status == "done", run.error
+    assert run.result["end"].startswith("2025-03-01T00:00:00")
+    assert run.result["per_symbol"]["SPY"]["last_bar"] < "2025-03-01"
+    frame, _ = bars_for_backtest(
+        "SPY",
+        "5Min",
+        datetime.fromisoformat("2025-02-19T00:00:00+00:00"),
+        datetime.fromisoformat("2025-03-01T00:00:00+00:00"),
+    )
+    assert run.result["per_symbol"]["SPY"]["bars"] == len(frame)
