@@ -255,6 +255,7 @@ const Research = (() => {
 
   function showPrice(c) {
     if (!c || !c.candles.length || typeof LightweightCharts === "undefined") return;
+    $("#price-card").hidden = false;
     $("#price-title").textContent = c.symbol + ": last " + c.candles.length + " bars, trades and indicators";
     const price = chart($("#price-chart"), 360);
     const candles = price.addCandlestickSeries();

@@ -89,6 +89,31 @@ def test_research_page_submit_progress_heatmap_and_markers(researcher, daphne_fa
             assert page.locator("#ranking tbody tr").count() > 0
             assert page.locator("#metrics tr[data-metric=sharpe]").count() == 1
             page.screenshot(path=str(ARTIFACTS / "research-result.png"), full_page=True)
+
+            # A walk-forward from the same form: its table lists each window's choice and both
+            # scores.
+            page.goto(web.base + "/research/")
+            page.wait_for_selector("#connection.on", timeout=10_000)
+            page.select_option("#plugin", "sma_crossover")
+            page.fill("input[name='symbols']", "SPY")
+            page.fill("input[name='days']", "30")
+            page.fill("input[name='param:fast']", "2,4")
+            page.fill("input[name='param:slow']", "12,24")
+            page.check("input[name='walk_forward']")
+            page.fill("input[name='train_days']", "14")
+            page.fill("input[name='test_days']", "5")
+            page.click("#submit-run")
+            page.wait_for_function(
+                "() => document.querySelector('#runs tbody tr td:nth-child(2)').textContent"
+                " === 'walk-forward'",
+                timeout=5_000,
+            )
+            assert _off_loop(_work_the_queue) == "done"
+            page.click("#runs tbody tr a")
+            page.wait_for_selector("#walk-forward-card:not([hidden])", timeout=10_000)
+            assert page.locator("#walk-forward tbody tr").count() >= 2
+            assert "out-of-sample mean" in page.inner_text("#walk-forward-summary")
+            page.screenshot(path=str(ARTIFACTS / "research-walk-forward.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()
