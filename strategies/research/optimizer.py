@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -404,8 +405,10 @@ def _combine_arrays(
 
 # --- grids -------------------------------------------------------------------------------------
 
-# What forked workers inherit: set just before the pool starts, never pickled.
+# What forked workers inherit: set just before the pool starts, never pickled. One grid at a
+# time per process (the lock), since the state is module-wide.
 _STATE: dict[str, Any] = {}
+_GRID_LOCK = threading.Lock()
 
 
 def _evaluate_chunk(indices: list[int]) -> list[tuple[int, dict[str, Any]]]:
@@ -440,6 +443,22 @@ def evaluate_grid(
     process keeps its own indicator cache for the whole grid. `should_cancel` is checked after
     every chunk; a True answer stops the workers and raises `Canceled`.
     """
+    with _GRID_LOCK:
+        return _evaluate_grid(
+            strategy_cls, market, combos, costs, workers, progress, should_cancel, cache_bytes
+        )
+
+
+def _evaluate_grid(
+    strategy_cls: type[Strategy],
+    market: Market,
+    combos: list[dict[str, Any]],
+    costs: Costs,
+    workers: int,
+    progress: ProgressFn | None,
+    should_cancel: CancelFn | None,
+    cache_bytes: int,
+) -> list[dict[str, Any]]:
     total = len(combos)
     results: list[dict[str, Any] | None] = [None] * total
     workers = max(1, min(int(workers), total))
