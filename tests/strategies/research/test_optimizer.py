@@ -232,3 +232,15 @@ def test_walk_forward_windows_follow_each_other_and_stitch_the_equity():
         0, 10 * optimizer.NS_PER_DAY, train_days=4, test_days=2, anchored=True
     )
     assert [f.train_start for f in anchored] == [0, 0, 0, 0]
+
+
+def test_strategies_declare_their_indicator_lines():
+    bars = frame("SPY", 300)
+    sma = SmaCrossover().plot(bars, {"fast": 5, "slow": 20})
+    assert set(sma) == {"SMA 5", "SMA 20"}
+    assert sma["SMA 5"].iloc[-1] == pytest.approx(bars["close"].iloc[-5:].mean())
+    from strategies.builtin.bollinger_breakout import BollingerBreakout
+
+    bands = BollingerBreakout().plot(bars, {"window": 20, "num_std": 2.0, "short": False})
+    assert set(bands) == {"middle", "upper", "lower"}
+    assert (bands["upper"] >= bands["lower"]).iloc[20:].all()
