@@ -73,9 +73,8 @@ class Market:
     """The bars of a search: one OHLCV frame per symbol (UTC DatetimeIndex), in symbol order."""
 
     frames: dict[str, pd.DataFrame]
-    _arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
-        default_factory=dict, repr=False
-    )
+    # Per-symbol arrays and cross-symbol alignments, computed once per market.
+    _arrays: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def arrays(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(open, close, timestamps in ns) of one symbol, converted once."""
@@ -97,6 +96,22 @@ class Market:
         firsts = [self.arrays(s)[2][0] for s in self.frames if len(self.frames[s])]
         lasts = [self.arrays(s)[2][-1] for s in self.frames if len(self.frames[s])]
         return int(min(firsts)), int(max(lasts))
+
+    def alignment(
+        self, symbols: tuple[str, ...]
+    ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """The union of the symbols' bar times, and per symbol (has a bar at or before, index of
+        its last bar at or before) each union time: computed once, shared by every combination."""
+        key = ("alignment", symbols)
+        if key not in self._arrays:
+            all_ts = [self.arrays(s)[2] for s in symbols]
+            union = np.unique(np.concatenate(all_ts)) if all_ts else np.empty(0, np.int64)
+            per_symbol = {}
+            for symbol, ts in zip(symbols, all_ts, strict=True):
+                where = np.searchsorted(ts, union, side="right") - 1
+                per_symbol[symbol] = (where >= 0, np.maximum(where, 0))
+            self._arrays[key] = (union, per_symbol)  # type: ignore[assignment]
+        return self._arrays[key]  # type: ignore[return-value]
 
     def slice(self, start_ns: int, end_ns: int) -> Market:
         """Bars with start <= time < end (a symbol may end up with none)."""
@@ -388,16 +403,13 @@ def _combine_arrays(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The account on the union of bar times: each sleeve holds its last value (its starting
     cash before its first bar), the same as the pandas ffill/fillna in strategy_backtest."""
-    all_ts = [market.arrays(s)[2] for s in symbols]
-    union = np.unique(np.concatenate(all_ts)) if all_ts else np.empty(0, np.int64)
+    union, alignment = market.alignment(tuple(symbols))
     equity = np.zeros(union.shape[0])
     exposure = np.zeros(union.shape[0], dtype=bool)
     # Symbols without bars in range still own a sleeve of untouched cash.
     equity += sleeve_cash * (len(market.symbols) - len(symbols))
-    for symbol, ts in zip(symbols, all_ts, strict=True):
-        where = np.searchsorted(ts, union, side="right") - 1
-        have = where >= 0
-        safe = np.maximum(where, 0)
+    for symbol in symbols:
+        have, safe = alignment[symbol]
         equity += np.where(have, parts[symbol][0][safe], sleeve_cash)
         exposure |= have & parts[symbol][1][safe]
     return equity, union, exposure
