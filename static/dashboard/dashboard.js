@@ -253,7 +253,36 @@
       .join("; ");
   }
 
+  // Each enabled strategy's indicator lines (its plugin's `plot`) over its symbols' candles.
+  const LINE_COLORS = ["#f2cc60", "#b083f0", "#56d4dd", "#f69d50"];
+  const indicatorSeries = {};
+  let enabledConfigs = [];
+
+  async function loadIndicators(config) {
+    for (const symbol of config.symbols || []) {
+      const c = charts[symbol];
+      if (!c) continue;
+      const query = "?symbol=" + encodeURIComponent(symbol) + "&limit=500";
+      const data = await getJSON("strategies/" + config.id + "/indicators" + query);
+      Object.entries(data.lines).forEach(([label, points], i) => {
+        const key = config.id + ":" + symbol + ":" + label;
+        if (!indicatorSeries[key]) {
+          indicatorSeries[key] = c.chart.addLineSeries({
+            color: LINE_COLORS[i % LINE_COLORS.length], lineWidth: 1, title: label,
+            priceLineVisible: false, lastValueVisible: false,
+          });
+        }
+        indicatorSeries[key].setData(points);
+      });
+      const count = Object.keys(indicatorSeries).filter((k) => k.split(":")[1] === symbol).length;
+      document.querySelector('.chart[data-symbol="' + symbol + '"]').dataset.lines = String(count);
+    }
+  }
+  setInterval(() => enabledConfigs.forEach((s) => loadIndicators(s).catch(console.error)), 60000);
+
   function applyStrategies(list) {
+    enabledConfigs = list.filter((s) => s.enabled);
+    enabledConfigs.forEach((s) => loadIndicators(s).catch(console.error));
     $("#strategies tbody").innerHTML = "";
     list.forEach((s) => {
       const state = s.last_error ? "error" : s.enabled ? "enabled" : "disabled";

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -202,3 +202,27 @@ class ResearchRunCancelView(generics.GenericAPIView):
     def post(self, request, id):
         run = services.run_cancel(run=selectors.run_get(id), principal=principal_of(request))
         return Response(self.get_serializer(run).data)
+
+
+class StrategyIndicatorsView(generics.GenericAPIView):
+    """GET strategies/{id}/indicators?symbol=SPY&limit=500: the config's indicator lines over the
+    symbol's newest bars (what the dashboard draws over its candles)."""
+
+    serializer_class = serializers.Serializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("symbol", str, required=True),
+            OpenApiParameter("limit", int, required=False, description="bars, 1-2000 (500)"),
+        ],
+        responses={200: OpenApiResponse(description="{config_id, plugin, symbol, lines}")},
+    )
+    def get(self, request, id):
+        config = strategy_selectors.strategy_config_get(id)
+        symbol = request.query_params.get("symbol", "")
+        raw_limit = request.query_params.get("limit", "500")
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or len(raw_limit) > 6:
+            raise ValidationError({"limit": ["Expected an integer from 1 to 2000."]})
+        return Response(
+            services.indicator_lines(config=config, symbol=symbol, limit=int(raw_limit))
+        )

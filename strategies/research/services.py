@@ -682,6 +682,50 @@ def curve_points(
     ]
 
 
+MAX_INDICATOR_BARS = 2000
+
+
+def indicator_lines(*, config: StrategyConfig, symbol: str, limit: int = 500) -> dict[str, Any]:
+    """A config's indicator lines (its plugin's `plot`) over a symbol's newest `limit` bars,
+    for the live dashboard's charts. Computed over extra history so slow indicators are warm."""
+    from marketdata.selectors import bars_recent
+
+    cls = registry.get_strategy(config.plugin)
+    if cls is None:
+        raise InvalidStrategyConfig("plugin", f"no strategy named {config.plugin!r} is loaded")
+    symbol = symbol.strip().upper()
+    if symbol not in [s.upper() for s in config.symbols]:
+        raise InvalidStrategyConfig("symbol", f"{symbol!r} is not one of this config's symbols")
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 1 <= limit <= MAX_INDICATOR_BARS
+    ):
+        raise InvalidStrategyConfig("limit", f"must be an integer from 1 to {MAX_INDICATOR_BARS}")
+    try:
+        params = cls.validate_params(config.params)
+    except Exception as exc:  # noqa: BLE001 - a config saved before its plugin changed
+        raise InvalidStrategyConfig("params", str(exc)) from None
+    warm = max(cls.history_bars(params), cls.required_bars(params))
+    bars = bars_recent(symbol, limit + warm, config.timeframe)
+    lines: dict[str, list[dict[str, Any]]] = {}
+    if len(bars):
+        try:
+            plotted = cls().plot(bars, params)
+        except Exception:  # noqa: BLE001 - a plugin's plotting bug is not the reader's error
+            logger.exception("%s.plot failed", cls.name)
+            plotted = {}
+        seconds = (bars.index.as_unit("ns").asi8 // 1_000_000_000)[-limit:].tolist()
+        for label, series in plotted.items():
+            values = np.asarray(series, dtype=np.float64)[-limit:]
+            lines[str(label)] = [
+                {"time": t, "value": round(float(v), 4)}
+                for t, v in zip(seconds, values, strict=True)
+                if math.isfinite(v)
+            ]
+    return {"config_id": config.pk, "plugin": config.plugin, "symbol": symbol, "lines": lines}
+
+
 def chart_data(
     inputs: dict[str, Any], market: optimizer.Market, params: dict[str, Any]
 ) -> dict[str, Any]:

@@ -8,6 +8,11 @@ urlpatterns = [
     re_path(
         rf"^strategies/{ID}/optimize$", api.StrategyOptimizeView.as_view(), name="strategy-optimize"
     ),
+    re_path(
+        rf"^strategies/{ID}/indicators$",
+        api.StrategyIndicatorsView.as_view(),
+        name="strategy-indicators",
+    ),
     path("research/runs", api.ResearchRunListView.as_view(), name="research-runs"),
     re_path(rf"^research/runs/{ID}$", api.ResearchRunDetailView.as_view(), name="research-run"),
     re_path(

@@ -344,3 +344,19 @@ def test_a_window_can_end_at_a_given_date(reader, config, market, settings):
         datetime.fromisoformat("2025-03-01T00:00:00+00:00"),
     )
     assert run.result["per_symbol"]["SPY"]["bars"] == len(frame)
+
+
+def test_indicator_lines_for_the_live_charts(reader, config, market):
+    from marketdata.selectors import bars_recent
+
+    body = reader.get(f"/api/v1/strategies/{config.pk}/indicators?symbol=spy&limit=50").json()
+    assert body["symbol"] == "SPY" and set(body["lines"]) == {"SMA 5", "SMA 20"}
+    closes = bars_recent("SPY", 5)["close"]
+    last = body["lines"]["SMA 5"][-1]
+    assert last["value"] == pytest.approx(closes.mean(), abs=1e-4)
+    assert last["time"] == int(closes.index[-1].timestamp())
+    assert len(body["lines"]["SMA 20"]) == 50  # warmed up on older bars
+    for query, field in (("symbol=QQQ", "symbol"), ("symbol=SPY&limit=0", "limit")):
+        response = reader.get(f"/api/v1/strategies/{config.pk}/indicators?{query}")
+        assert response.status_code == 400
+        assert field in json.dumps(response.json()["error"])
