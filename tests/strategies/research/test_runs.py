@@ -360,3 +360,14 @@ def test_indicator_lines_for_the_live_charts(reader, config, market):
         response = reader.get(f"/api/v1/strategies/{config.pk}/indicators?{query}")
         assert response.status_code == 400
         assert field in json.dumps(response.json()["error"])
+
+
+def test_admin_lists_runs_and_cancels_them(reader, config, market, admin_client):
+    run_id = _submit(reader, config, {"days": 10}).json()["id"]
+    page = admin_client.get("/admin/research/researchrun/").content.decode()
+    assert f"/research/runs/{run_id}/" in page and "queued" in page
+    response = admin_client.post(
+        "/admin/research/researchrun/", {"action": "cancel", "_selected_action": [run_id]}
+    )
+    assert response.status_code == 302
+    assert ResearchRun.objects.get(pk=run_id).status == "canceled"
