@@ -683,6 +683,7 @@ def curve_points(
 
 
 MAX_INDICATOR_BARS = 2000
+MAX_WARMUP_BARS = 20_000
 
 
 def indicator_lines(*, config: StrategyConfig, symbol: str, limit: int = 500) -> dict[str, Any]:
@@ -706,7 +707,8 @@ def indicator_lines(*, config: StrategyConfig, symbol: str, limit: int = 500) ->
         params = cls.validate_params(config.params)
     except Exception as exc:  # noqa: BLE001 - a config saved before its plugin changed
         raise InvalidStrategyConfig("params", str(exc)) from None
-    warm = max(cls.history_bars(params), cls.required_bars(params))
+    # Warm-up history, capped so no request reads more than about 22,000 bars.
+    warm = min(max(cls.history_bars(params), cls.required_bars(params)), MAX_WARMUP_BARS)
     bars = bars_recent(symbol, limit + warm, config.timeframe)
     lines: dict[str, list[dict[str, Any]]] = {}
     if len(bars):
