@@ -4,7 +4,8 @@ Run from the repository root:  python bench/optimize.py [--bars 200000] [--worke
 
 Work: SMA crossover, fast 5..50 step 5, slow 20..200 step 10, fast < slow (174 combinations),
 over the first 200,000 bars of the synthetic provider's SPY path (seeded 5-minute bars in NYSE
-hours), no costs, all cash in (allocation 1).
+hours), no costs, all cash in (allocation 1). The provider draws its path for every session up
+to today at once, so the bars (and the best combination) change from one day to the next.
 
 1. Optimiser: `strategies.research.optimizer.evaluate_grid` (shared indicator windows, every
    core, the engine's fills, full metrics per combination), the grid built and checked by
