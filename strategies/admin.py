@@ -17,24 +17,6 @@ from strategies import registry, services
 from strategies.models import StrategyConfig
 from trading.permissions import TradeActionsAdmin, trade_action, user_can_trade
 
-CHART_W, CHART_H, CHART_PAD = 760, 240, 8
-
-
-def equity_svg_points(curve: list[dict]) -> dict:
-    """Server-side chart data for the inline SVG: polyline points and the value range."""
-    values = [p["equity"] for p in curve if p["equity"] is not None]
-    if len(values) < 2:
-        return {"points": "", "low": None, "high": None}
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = (CHART_W - 2 * CHART_PAD) / (len(values) - 1)
-    points = " ".join(
-        f"{CHART_PAD + i * step:.1f},"
-        f"{CHART_H - CHART_PAD - (v - low) / span * (CHART_H - 2 * CHART_PAD):.1f}"
-        for i, v in enumerate(values)
-    )
-    return {"points": points, "low": low, "high": high}
-
 
 class StrategyConfigForm(forms.ModelForm):
     class Meta:
@@ -157,45 +139,40 @@ class StrategyConfigAdmin(TradeActionsAdmin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/strategies/plugins.html", context)
 
     def backtest_view(self, request, pk: int):
+        """A form; submitting it queues a research run (no request computes a backtest) and
+        opens the run's page."""
+        from strategies.research.services import Principal, run_submit
+
         if not user_can_trade(request.user):
             raise PermissionDenied
+
         config = get_object_or_404(StrategyConfig, pk=pk)
-        try:
-            days = int(request.GET.get("days", 30))
-        except ValueError:
-            days = -1
-        result, error = None, None
-        try:
-            result = services.strategy_backtest_config(config=config, days=days)
-        except DomainError as exc:
-            error = exc.message
+        days_text = request.POST.get("days") if request.method == "POST" else "30"
+        error = None
+        if request.method == "POST":
+            if not self.has_change_permission(request, config):
+                return redirect("admin:index")
+            try:
+                days = int(days_text)
+            except (TypeError, ValueError):
+                days = -1
+            try:
+                run = run_submit(
+                    kind="backtest",
+                    body={"days": days},
+                    principal=Principal(user=request.user),
+                    config=config,
+                )
+            except DomainError as exc:
+                error = exc.message
+            else:
+                return redirect("research-run-page", id=run.pk)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": f"Backtest: {config}",
             "config": config,
-            "days": days,
-            "result": result,
+            "days": days_text,
             "error": error,
-            "metric_rows": _metric_rows(result) if result else [],
-            "chart": equity_svg_points(result["equity_curve"]) if result else None,
-            "chart_w": CHART_W,
-            "chart_h": CHART_H,
         }
         return TemplateResponse(request, "admin/strategies/backtest.html", context)
-
-
-def _metric_rows(result: dict) -> list[tuple[str, str, list[str]]]:
-    from strategies.management.commands.backtest import METRIC_ROWS, format_metric
-
-    return [
-        (
-            label,
-            format_metric(result["metrics"].get(key), kind),
-            [
-                format_metric(result["per_symbol"][s]["metrics"].get(key), kind)
-                for s in result["symbols"]
-            ],
-        )
-        for key, label, kind in METRIC_ROWS
-    ]

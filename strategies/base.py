@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 
@@ -105,3 +106,17 @@ class Strategy:
         """Target exposure in [-1, 1] per bar; `bars` has open/high/low/close/volume columns
         indexed by UTC timestamp. Must use only data up to each bar (no look-ahead)."""
         raise NotImplementedError
+
+    def signals_cached(
+        self, bars: pd.DataFrame, params: dict[str, Any], cache: dict[Any, Any]
+    ) -> np.ndarray:
+        """`generate_signals` as a numpy array, for parameter searches: `cache` is one dict per
+        bars frame, shared by every combination evaluated on it, so a strategy can compute each
+        indicator window once (SmaCrossover does). Must equal `generate_signals` exactly;
+        float64, or bool for a strategy that is only ever fully in (True) or out."""
+        return np.asarray(self.generate_signals(bars, params), dtype=np.float64)
+
+    def plot(self, bars: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
+        """Indicator lines to draw over the price chart (label -> one value per bar, NaN where
+        undefined). Research result pages draw them; none by default."""
+        return {}

@@ -93,8 +93,12 @@ def run_backtest(
     allow_short: bool = False,
     timestamps: np.ndarray | pd.DatetimeIndex | None = None,
     periods_per_year: float = DEFAULT_PERIODS_PER_YEAR,
+    with_metrics: bool = True,
 ) -> BacktestResult:
-    """Backtest target exposures against open/close prices; see the module docstring."""
+    """Backtest target exposures against open/close prices; see the module docstring.
+
+    `with_metrics=False` leaves `metrics` empty, for callers (parameter searches) that compute
+    them once over a portfolio of sleeves instead."""
     open_ = np.asarray(open_, dtype=np.float64)
     close = np.asarray(close, dtype=np.float64)
     raw_target = np.asarray(target, dtype=np.float64)
@@ -200,7 +204,11 @@ def run_backtest(
         ts_ns,
     )
     closed_pnls = trades["pnl"][~trades["is_open"]]
-    metrics = compute_metrics(equity, ts_ns, closed_pnls, positions, periods_per_year)
+    metrics = (
+        compute_metrics(equity, ts_ns, closed_pnls, positions, periods_per_year)
+        if with_metrics
+        else {}
+    )
     return BacktestResult(
         equity=equity,
         positions=positions,

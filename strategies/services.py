@@ -395,24 +395,3 @@ def equity_curve_points(equity: pd.Series, max_points: int = 500) -> list[dict[s
         {"t": ts.isoformat(), "equity": float(v)}
         for ts, v in zip(equity.index[picks], values, strict=True)
     ]
-
-
-def strategy_backtest_config(
-    *, config: StrategyConfig, days: int, symbols: Any = None, params: Any = None, **kwargs: Any
-) -> dict[str, Any]:
-    """Backtest a saved config; `symbols` and `params` (overlaid on the config's) override."""
-    overrides = params if params is not None else {}
-    if not isinstance(overrides, dict):
-        raise InvalidStrategyConfig("params", "must be a JSON object")
-    result = strategy_backtest(
-        plugin=config.plugin,
-        symbols=symbols if symbols is not None else config.symbols,
-        days=days,
-        params={**(config.params or {}), **overrides},
-        allocation=config.allocation,
-        timeframe=config.timeframe,
-        **kwargs,
-    )
-    result["config_id"] = config.pk
-    result["config_name"] = config.name
-    return result

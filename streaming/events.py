@@ -17,6 +17,7 @@ PERFORMANCE_UPDATE = "performance_update"
 STATUS = "status"
 ERROR = "error"
 PONG = "pong"
+RESEARCH_PROGRESS = "research_progress"  # a research run's status and progress (0 to 1)
 
 TYPES = frozenset(
     {
@@ -28,6 +29,7 @@ TYPES = frozenset(
         STATUS,
         ERROR,
         PONG,
+        RESEARCH_PROGRESS,
     }
 )
 

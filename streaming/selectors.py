@@ -37,6 +37,7 @@ def dashboard_snapshot() -> dict:
         ],
         "strategies": [
             {
+                "id": c.pk,
                 "name": c.name,
                 "plugin": c.plugin,
                 "symbols": c.symbols,

@@ -37,9 +37,9 @@ backlog = 2048
 # it (not under daphne, where each request runs in a thread of its own): saves the connection
 # setup on every request that reads the database.
 os.environ.setdefault("CONN_MAX_AGE", "60")
-# A backtest runs inside its request: ten symbols over ten years took 16 s on this 2-CPU machine
-# (synthetic data), and gunicorn's default 30 s would kill the worker mid-answer on a slower one.
-timeout = int(os.environ.get("WEB_TIMEOUT", 120))
+# gunicorn's default. No request computes a backtest any more (research runs are Celery jobs on
+# the `research` queue), so a request this slow is stuck, and the worker is better restarted.
+timeout = int(os.environ.get("WEB_TIMEOUT", 30))
 
 
 def on_starting(server) -> None:

@@ -27,8 +27,9 @@ from pathlib import Path
 from tradingrobot.embedded_redis import EmbeddedRedis, var_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-# Beat runs as a thread of the one worker (BEAT_IN_WORKER, tradingrobot/celery.py): a process
-# of its own would cost ~90 MB for a scheduler that sends a few messages a minute.
+# Beat runs as a thread of the one worker (BEAT_IN_WORKER, tradingrobot/celery.py), and that
+# worker takes the research queue too: a process of its own would cost ~90 MB for a scheduler
+# that sends a few messages a minute, ~150 MB for a research worker that is mostly idle.
 PROCESSES = ["ws", "worker"]
 STOP_TIMEOUT_SECONDS = 10.0
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
@@ -141,6 +142,9 @@ def process_env(
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
     if "beat" not in names:
         env.setdefault("BEAT_IN_WORKER", "true")
+    if "research" not in names:
+        # The one worker takes research runs too, one at a time (strategies.research.tasks).
+        env.setdefault("WORKER_QUEUES", "celery,research")
     return env
 
 

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "trading",
     "marketdata",
     "strategies",
+    "strategies.research",
     "streaming",
     # Login throttling (dashboard and admin): after its auth app, last.
     "axes",
@@ -301,6 +302,8 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "degraded"],
         "OkStatusEnum": ["ok"],
         "ErrorStatusEnum": ["error"],
+        "ResearchRunStatusEnum": "strategies.research.models.RunStatus",
+        "ResearchRunKindEnum": "strategies.research.models.RunKind",
     },
     "DISABLE_ERRORS_AND_WARNINGS": True,
 }
@@ -364,6 +367,15 @@ WORDPRESS_API_URL = env.str("WORDPRESS_API_URL", default="")
 
 # --- Strategies ----------------------------------------------------------------------------------
 STRATEGIES_DIR = Path(env.str("STRATEGIES_DIR", default=str(BASE_DIR / "strategies" / "plugins")))
+
+# Research runs (backtests, grid searches, walk-forwards) run on the Celery queue `research`,
+# consumed by the Procfile's `research` worker only. Active (queued or running) runs allowed per
+# read key or dashboard user, per trade key or staff user, and in total; 0 processes = every core.
+RESEARCH_MAX_ACTIVE_READ = env.int("RESEARCH_MAX_ACTIVE_READ", default=1)
+RESEARCH_MAX_ACTIVE_TRADE = env.int("RESEARCH_MAX_ACTIVE_TRADE", default=3)
+RESEARCH_MAX_ACTIVE = env.int("RESEARCH_MAX_ACTIVE", default=6)
+RESEARCH_MAX_COMBOS = env.int("RESEARCH_MAX_COMBOS", default=5000)
+RESEARCH_PROCESSES = env.int("RESEARCH_PROCESSES", default=0)
 
 # --- Logging -------------------------------------------------------------------------------------
 LOGGING = {

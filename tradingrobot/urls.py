@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from strategies.research import views as research_views
 from tradingrobot import views
 from tradingrobot.api import aliases
 
@@ -29,6 +30,8 @@ alias_patterns = [
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("research/", research_views.research_page, name="research"),
+    path("research/runs/<int:id>/", research_views.research_run_page, name="research-run-page"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

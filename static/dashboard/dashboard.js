@@ -205,7 +205,26 @@
     row("orders", "id", o.id, [time(o.created_at), o.symbol, o.side, o.type, fmt(o.qty, 0), o.status]);
   }
 
+  // Fills as markers on their symbol's chart, at the 5-minute bar they happened in.
+  function markTrade(t) {
+    const c = charts[t.symbol];
+    if (!c || !t.executed_at) return;
+    c.markers = c.markers || new Map();
+    const at = unix(t.executed_at);
+    const buy = t.side === "buy";
+    c.markers.set(String(t.id), {
+      time: at - (at % 300),
+      position: buy ? "belowBar" : "aboveBar",
+      color: buy ? "#57ab5a" : "#f47067",
+      shape: buy ? "arrowUp" : "arrowDown",
+      text: (buy ? "buy " : "sell ") + fmt(t.qty, 0),
+    });
+    c.series.setMarkers([...c.markers.values()].sort((a, b) => a.time - b.time));
+    document.querySelector('.chart[data-symbol="' + t.symbol + '"]').dataset.markers = String(c.markers.size);
+  }
+
   function applyTrade(t, prepend = true) {
+    markTrade(t);
     if (document.querySelector('#trades tr[data-id="' + t.id + '"]')) return;
     const tr = document.createElement("tr");
     tr.dataset.id = t.id;
@@ -221,11 +240,53 @@
     while (body.rows.length > MAX_TRADES) body.deleteRow(body.rows.length - 1);
   }
 
+  // {"SPY": {"target": 1, "bar_time", "note": "ordered", ...}} -> "SPY long 100% · ordered"
+  function signalText(signal) {
+    if (!signal || typeof signal !== "object" || !Object.keys(signal).length) return "–";
+    return Object.entries(signal)
+      .map(([symbol, d]) => {
+        const target = d && typeof d.target === "number" ? d.target : null;
+        const side = target === null ? "no signal" : target > 0 ? "long" : target < 0 ? "short" : "flat";
+        const size = target ? " " + Math.round(Math.abs(target) * 100) + "%" : "";
+        return symbol + " " + side + size + (d && d.note ? " · " + d.note : "");
+      })
+      .join("; ");
+  }
+
+  // Each enabled strategy's indicator lines (its plugin's `plot`) over its symbols' candles.
+  const LINE_COLORS = ["#f2cc60", "#b083f0", "#56d4dd", "#f69d50"];
+  const indicatorSeries = {};
+  let enabledConfigs = [];
+
+  async function loadIndicators(config) {
+    for (const symbol of config.symbols || []) {
+      const c = charts[symbol];
+      if (!c) continue;
+      const query = "?symbol=" + encodeURIComponent(symbol) + "&limit=500";
+      const data = await getJSON("strategies/" + config.id + "/indicators" + query);
+      Object.entries(data.lines).forEach(([label, points], i) => {
+        const key = config.id + ":" + symbol + ":" + label;
+        if (!indicatorSeries[key]) {
+          indicatorSeries[key] = c.chart.addLineSeries({
+            color: LINE_COLORS[i % LINE_COLORS.length], lineWidth: 1, title: label,
+            priceLineVisible: false, lastValueVisible: false,
+          });
+        }
+        indicatorSeries[key].setData(points);
+      });
+      const count = Object.keys(indicatorSeries).filter((k) => k.split(":")[1] === symbol).length;
+      document.querySelector('.chart[data-symbol="' + symbol + '"]').dataset.lines = String(count);
+    }
+  }
+  setInterval(() => enabledConfigs.forEach((s) => loadIndicators(s).catch(console.error)), 60000);
+
   function applyStrategies(list) {
+    enabledConfigs = list.filter((s) => s.enabled);
+    enabledConfigs.forEach((s) => loadIndicators(s).catch(console.error));
     $("#strategies tbody").innerHTML = "";
     list.forEach((s) => {
       const state = s.last_error ? "error" : s.enabled ? "enabled" : "disabled";
-      const signal = s.last_signal && Object.keys(s.last_signal).length ? JSON.stringify(s.last_signal).slice(0, 60) : "–";
+      const signal = signalText(s.last_signal);
       const tr = row("strategies", "name", s.name, [s.name, (s.symbols || []).join(", "), state, time(s.last_run_at), signal]);
       tr.cells[2].className = state === "error" ? "down" : state === "enabled" ? "up" : "";
       if (s.last_error) tr.cells[2].title = s.last_error;

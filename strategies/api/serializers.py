@@ -4,7 +4,6 @@ from rest_framework import serializers
 
 from strategies import registry
 from strategies.models import StrategyConfig
-from strategies.services import MAX_BACKTEST_DAYS
 
 
 class PluginSerializer(serializers.Serializer):
@@ -90,39 +89,6 @@ class DecisionSerializer(serializers.Serializer):
 class ExecuteResultSerializer(serializers.Serializer):
     strategy = StrategyConfigSerializer()
     decisions = DecisionSerializer(many=True)
-
-
-class BacktestRequestSerializer(serializers.Serializer):
-    days = serializers.IntegerField(min_value=1, max_value=MAX_BACKTEST_DAYS)
-    symbols = serializers.ListField(
-        child=serializers.CharField(max_length=16),
-        required=False,
-        allow_empty=False,
-        max_length=10,
-    )
-    params = serializers.DictField(required=False, help_text="overrides of the config's params")
-    initial_cash = serializers.FloatField(required=False, min_value=1)
-    fee_bps = serializers.FloatField(required=False, min_value=0, max_value=10_000)
-    fee_per_trade = serializers.FloatField(required=False, min_value=0)
-    slippage_bps = serializers.FloatField(required=False, min_value=0, max_value=10_000)
-
-
-class BacktestResultSerializer(serializers.Serializer):
-    config_id = serializers.IntegerField()
-    config_name = serializers.CharField()
-    plugin = serializers.CharField()
-    params = serializers.DictField()
-    symbols = serializers.ListField(child=serializers.CharField())
-    timeframe = serializers.CharField()
-    days = serializers.IntegerField()
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
-    allocation = serializers.FloatField()
-    initial_cash = serializers.FloatField()
-    costs = serializers.DictField()
-    metrics = serializers.DictField()
-    equity_curve = serializers.ListField(child=serializers.DictField())
-    per_symbol = serializers.DictField()
 
 
 class PerformanceSerializer(serializers.Serializer):

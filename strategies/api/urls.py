@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
 from strategies.api import views
+from strategies.research.api import StrategyBacktestJobView
 
 ID = r"(?P<id>[a-zA-Z0-9_-]+)"
 
@@ -13,7 +14,7 @@ urlpatterns = [
     ),
     re_path(
         rf"^strategies/{ID}/backtest$",
-        views.StrategyBacktestView.as_view(),
+        StrategyBacktestJobView.as_view(),  # a research run: 202 + the run's URL
         name="strategy-backtest",
     ),
     path("performance", views.PerformanceView.as_view(), name="performance"),

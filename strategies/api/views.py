@@ -45,16 +45,6 @@ class StrategyExecuteView(generics.GenericAPIView):
         )
 
 
-class StrategyBacktestView(generics.GenericAPIView):
-    serializer_class = s.BacktestRequestSerializer
-
-    def post(self, request, id):
-        config = selectors.strategy_config_get(id)
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return Response(services.strategy_backtest_config(config=config, **body.validated_data))
-
-
 class StrategyReloadView(generics.GenericAPIView):
     serializer_class = s.PluginListSerializer
     permission_classes = [HasTradeScope]

@@ -43,3 +43,10 @@ class BollingerBreakout(Strategy):
         if params["short"]:
             signal = signal + latch(close < lower, close > middle, -1.0)
         return signal.clip(-1.0, 1.0).rename("target")
+
+    def plot(self, bars: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
+        close = bars["close"].astype("float64")
+        rolling = close.rolling(params["window"], min_periods=params["window"])
+        middle = rolling.mean()
+        width = rolling.std(ddof=0) * params["num_std"]
+        return {"middle": middle, "upper": middle + width, "lower": middle - width}

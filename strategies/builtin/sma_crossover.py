@@ -32,14 +32,43 @@ class SmaCrossover(Strategy):
         signal = sma_crossover_signal(close, params["fast"], params["slow"])
         return pd.Series(signal, index=bars.index, name="target")
 
+    def signals_cached(
+        self, bars: pd.DataFrame, params: dict[str, Any], cache: dict[Any, Any]
+    ) -> np.ndarray:
+        # One cumulative sum per frame and one average per window, shared by every combination.
+        if "csum" not in cache:
+            close = bars["close"].to_numpy(dtype=np.float64)
+            cache["csum"] = np.cumsum(np.concatenate(([0.0], close)))
+        fast_ma = _cached_sma(cache, params["fast"])
+        slow_ma = _cached_sma(cache, params["slow"])
+        return fast_ma > slow_ma  # bool: all in or out
+
+    def plot(self, bars: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
+        close = bars["close"].to_numpy(dtype=np.float64)
+        return {
+            f"SMA {params['fast']}": pd.Series(sma(close, params["fast"]), index=bars.index),
+            f"SMA {params['slow']}": pd.Series(sma(close, params["slow"]), index=bars.index),
+        }
+
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average by cumulative sums; NaN until `window` values exist."""
-    out = np.full(values.shape[0], np.nan)
-    if values.shape[0] >= window:
-        csum = np.cumsum(np.concatenate(([0.0], values)))
+    return sma_from_csum(np.cumsum(np.concatenate(([0.0], values))), window)
+
+
+def sma_from_csum(csum: np.ndarray, window: int) -> np.ndarray:
+    """`sma` given `cumsum([0, *values])`: the same floats, the sum shared across windows."""
+    out = np.full(csum.shape[0] - 1, np.nan)
+    if csum.shape[0] - 1 >= window:
         out[window - 1 :] = (csum[window:] - csum[:-window]) / window
     return out
+
+
+def _cached_sma(cache: dict[Any, Any], window: int) -> np.ndarray:
+    key = ("sma", window)
+    if key not in cache:
+        cache[key] = sma_from_csum(cache["csum"], window)
+    return cache[key]
 
 
 def sma_crossover_signal(close: np.ndarray, fast: int, slow: int) -> np.ndarray:

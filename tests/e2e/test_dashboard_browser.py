@@ -67,7 +67,17 @@ def _off_loop(fn, *args, **kwargs):
 
 @pytest.fixture
 def trading_ready(market, session):
+    from strategies.models import StrategyConfig
+
     get_user_model().objects.create_user("alice", password="correct-horse-9")
+    StrategyConfig.objects.create(
+        name="demo sma",
+        plugin="sma_crossover",
+        symbols=["SPY"],
+        params={"fast": 5, "slow": 20},
+        enabled=True,
+        last_signal={"SPY": {"target": 1.0, "bar_time": None, "note": "ordered", "order_id": None}},
+    )
 
 
 def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_factory):
@@ -108,6 +118,11 @@ def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_f
             page.wait_for_selector("#trades tr.trade-row", timeout=2_000)
             assert "SPY" in page.locator("#trades tr.trade-row").first.inner_text()
             page.wait_for_selector("#positions tr[data-key=SPY]", timeout=2_000)
+            # ... a marker on SPY's chart, and the strategies table reads as text, not JSON.
+            page.wait_for_selector(".chart[data-symbol=SPY][data-markers='1']", timeout=2_000)
+            assert "SPY long 100% · ordered" in page.inner_text("#strategies")
+            # The enabled strategy's two averages are drawn over SPY's candles.
+            page.wait_for_selector(".chart[data-symbol=SPY][data-lines='2']", timeout=5_000)
 
             # The kill switch: the halted banner appears, the resume button replaces stop.
             _off_loop(trading_halt, reason="test halt")

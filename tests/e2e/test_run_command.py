@@ -107,6 +107,27 @@ def test_make_run_brings_the_system_up_and_stops_cleanly(tmp_path):
         _, later = _get(f"{base}/api/v1/status", key)
         assert later["market_time"] > first["market_time"]
         assert _get(f"{base}/api/v1/stock-data", key)[1]["stock_data"]
+
+        # A backtest is queued and the `research` worker runs it to the end.
+        _, strategies = _get(f"{base}/api/v1/strategies", key)
+        config_id = strategies["strategies"][0]["id"]
+        request = urllib.request.Request(
+            f"{base}/api/v1/strategies/{config_id}/backtest",
+            data=json.dumps({"days": 5}).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 202
+            run_url = json.loads(response.read())["url"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            run = _get(run_url, key)[1]
+            if run["status"] in ("done", "failed", "canceled"):
+                break
+            time.sleep(0.5)
+        assert run["status"] == "done", run
+        assert run["result"]["metrics"]["bars"] > 0
     finally:
         try:
             stop_process_group(proc, timeout=60)

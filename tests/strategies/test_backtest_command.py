@@ -48,8 +48,9 @@ def test_bad_arguments_are_clear_errors(db, args, message):
         run(*args)
 
 
-def test_a_provider_failure_is_a_503_not_a_500(reader, make_config, monkeypatch):
+def test_a_provider_failure_fails_the_run_with_a_clear_reason(reader, make_config, monkeypatch):
     from marketdata.providers.synthetic import SyntheticProvider
+    from strategies.research.services import run_execute
 
     def down(self, *args, **kwargs):
         raise ConnectionError("upstream down")
@@ -57,8 +58,9 @@ def test_a_provider_failure_is_a_503_not_a_500(reader, make_config, monkeypatch)
     monkeypatch.setattr(SyntheticProvider, "fetch_bars", down)
     config = make_config()
     response = reader.post(f"/api/v1/strategies/{config.pk}/backtest", {"days": 5}, format="json")
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "marketdata_unavailable"
+    assert response.status_code == 202
+    run = run_execute(run_id=response.json()["id"])
+    assert run.status == "failed" and run.error.startswith("marketdata_unavailable")
 
 
 def test_stored_bars_load_exactly_as_the_provider_gave_them(market):

@@ -78,18 +78,29 @@ def test_enabling_an_invalid_config_is_refused(staff, make_config):
     assert not config.enabled
 
 
-def test_backtest_action_shows_metrics_and_an_equity_chart(staff, market, make_config):
+def test_backtest_action_queues_a_research_run_and_opens_its_page(staff, market, make_config):
+    from strategies.research.models import ResearchRun
+    from strategies.research.services import run_execute
+
     config = make_config(params={"fast": 3, "slow": 10})
     response = staff.post(CHANGELIST, {"action": "backtest", "_selected_action": [config.pk]})
     assert response.status_code == 302
-    page = staff.get(response.url + "?days=10").content.decode()
-    assert '<svg id="equity-curve"' in page and "<polyline" in page
-    assert "Sharpe" in page and "Max drawdown" in page and "Profit factor" in page
+    form = staff.get(response.url)
+    assert 'name="days"' in form.content.decode()
+    assert not ResearchRun.objects.exists()  # showing the form computes and queues nothing
+    submitted = staff.post(response.url, {"days": "10"})
+    run = ResearchRun.objects.get()
+    assert submitted.status_code == 302 and submitted.url == f"/research/runs/{run.pk}/"
+    assert run.requested_by.startswith("user:") and run.inputs["days"] == 10
+    assert run_execute(run_id=run.pk).status == "done"
+    page = staff.get(submitted.url).content.decode()
+    assert f"Run #{run.pk}" in page and 'id="heatmap"' in page
     assert not Order.objects.exists()
-    bad = staff.get(
-        reverse("admin:strategies_strategyconfig_backtest", args=[config.pk]) + "?days=x"
+    bad = staff.post(
+        reverse("admin:strategies_strategyconfig_backtest", args=[config.pk]), {"days": "x"}
     )
     assert "days: must be an integer" in bad.content.decode()
+    assert ResearchRun.objects.count() == 1
 
 
 def test_plugin_load_errors_are_shown_and_reload_works(staff, plugin_dir):
