@@ -49,10 +49,14 @@ GRID = {
 CASH = 100_000.0
 
 
-def synthetic_bars(count: int) -> pd.DataFrame:
-    from marketdata.providers.synthetic import _path
+# Every bar the synthetic provider has: from its first session to far in the future.
+ALL_BARS_END_NS = np.iinfo(np.int64).max
 
-    path = _path("SPY", 42)
+
+def synthetic_bars(count: int) -> pd.DataFrame:
+    from marketdata.providers.synthetic import bars_between
+
+    path = bars_between("SPY", 42, 0, ALL_BARS_END_NS)
     if path["ts"].shape[0] < count:
         raise SystemExit(f"the synthetic path has only {path['ts'].shape[0]} bars")
     index = pd.DatetimeIndex(path["ts"][:count].astype("datetime64[ns]"), tz="UTC")

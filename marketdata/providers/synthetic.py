@@ -119,8 +119,9 @@ def _year(symbol: str, seed: int, year: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _bars_between(symbol: str, seed: int, start_ns: int, end_ns: int) -> dict[str, np.ndarray]:
-    """The bars with start_ns <= ts < end_ns, as arrays."""
+def bars_between(symbol: str, seed: int, start_ns: int, end_ns: int) -> dict[str, np.ndarray]:
+    """The bars with start_ns <= ts < end_ns, as arrays (ts in ns UTC, unrounded prices): what
+    fetch_bars returns, before rounding, for benchmarks and tests that need many bars fast."""
     parts = []
     for year in sorted(_sessions_by_year()):
         year_start = np.datetime64(f"{year}-01-01", "ns").astype(np.int64)
@@ -158,7 +159,7 @@ class SyntheticProvider(BaseProvider):
         if timeframe != "5Min":
             raise ValueError("the synthetic provider makes 5Min bars")
         symbol = symbol.upper()
-        path = _bars_between(symbol, self.seed, calendar._ns(start), calendar._ns(end))
+        path = bars_between(symbol, self.seed, calendar._ns(start), calendar._ns(end))
         # Rounded to cents as text in one vectorized step ("%.2f" rounds as format(v, ".2f")),
         # then one Decimal per value: a ten-year backfill makes millions of them.
         prices = {

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.providers.synthetic import _path
+from marketdata.providers.synthetic import bars_between
 from strategies.builtin.momentum import Momentum
 from strategies.builtin.rsi_mean_reversion import RsiMeanReversion
 from strategies.builtin.sma_crossover import SmaCrossover
@@ -17,9 +17,12 @@ from strategies.metrics import compute_metrics
 from strategies.research import optimizer
 from strategies.research.grid import search_build
 
+# Every bar the synthetic provider has: from its first session to far in the future.
+ALL_BARS_END_NS = np.iinfo(np.int64).max
+
 
 def frame(symbol: str, count: int, skip: int = 0) -> pd.DataFrame:
-    path = _path(symbol, 7)
+    path = bars_between(symbol, 7, 0, ALL_BARS_END_NS)
     sl = slice(skip, skip + count)
     index = pd.DatetimeIndex(path["ts"][sl].astype("datetime64[ns]"), tz="UTC")
     cols = {k: path[k][sl].astype(np.float64) for k in ("open", "high", "low", "close")}
