@@ -143,9 +143,9 @@ def test_a_failing_strategy_is_recorded_as_failed(reader, market, fixed_target, 
 def test_cancel_a_queued_run_and_stop_a_running_one(
     reader, trader, config, market, settings, monkeypatch
 ):
-    from strategies.research import services
+    from strategies.research.services import progress
 
-    monkeypatch.setattr(services, "CANCEL_POLL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "CANCEL_POLL_SECONDS", 0.0)
     settings.RESEARCH_MAX_ACTIVE_READ = 5
     queued = _submit(reader, config, {"days": 10}).json()
     response = reader.post(f"/api/v1/research/runs/{queued['id']}/cancel")
