@@ -15,6 +15,8 @@ PERFORMANCE_UPDATE = "performance_update"
 STATUS = "status"
 ERROR = "error"
 PONG = "pong"
+# A notice with no state event of its own (breaker, stale data, strategy error): notifications.
+ALERT = "alert"
 
 TYPES = frozenset(
     {
@@ -26,6 +28,7 @@ TYPES = frozenset(
         STATUS,
         ERROR,
         PONG,
+        ALERT,
     }
 )
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = ["ws", "worker", "beat"]
+PROCESSES = ["ws", "worker", "notify", "beat"]
 
 
 def main() -> int:
@@ -27,10 +27,11 @@ def main() -> int:
     for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):
         subprocess.run([python, "manage.py", *step], cwd=ROOT, env=env, check=True)
     os.chdir(ROOT)
+    processes = PROCESSES + (["telegram"] if env.get("TELEGRAM_BOT_TOKEN") else [])
     # honcho in our place: it starts the Procfile's processes and stops them on SIGINT/SIGTERM.
     os.execvpe(
         os.path.join(bin_dir, "honcho"),
-        ["honcho", "--no-colour", "-f", "Procfile", "start", "-p", env["PORT"], *PROCESSES],
+        ["honcho", "--no-colour", "-f", "Procfile", "start", "-p", env["PORT"], *processes],
         env,
     )
     return 0

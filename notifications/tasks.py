@@ -1,0 +1,62 @@
+"""Thin tasks on the `notifications` queue (a worker of its own: `notify` in the Procfile)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+logger = logging.getLogger(__name__)
+
+
+def _deliver_later(delivery_id: int, delay: float | None) -> None:
+    if delay is None:
+        deliver.apply_async(args=[delivery_id], queue="notifications")
+    else:
+        deliver.apply_async(args=[delivery_id], countdown=delay, queue="notifications")
+
+
+@shared_task(name="notifications.dispatch", ignore_result=True)
+def dispatch(notices: list[dict]) -> None:
+    from notifications.services import notices_dispatch
+
+    for delivery_id in notices_dispatch(notices):
+        _deliver_later(delivery_id, None)
+
+
+@shared_task(name="notifications.deliver", ignore_result=True)
+def deliver(delivery_id: int) -> None:
+    from notifications.services import delivery_attempt
+
+    delay = delivery_attempt(delivery_id=delivery_id)
+    if delay is not None:
+        _deliver_later(delivery_id, delay)
+
+
+@shared_task(name="notifications.sweep", ignore_result=True)
+def sweep() -> None:
+    from notifications.services import deliveries_overdue
+
+    for delivery_id in deliveries_overdue():
+        _deliver_later(delivery_id, None)
+
+
+@shared_task(name="notifications.daily_summary", ignore_result=True)
+def daily_summary() -> None:
+    from notifications.services import daily_summary_send
+
+    daily_summary_send()
+
+
+@worker_ready.connect
+def _sync_env_channels(sender=None, **kwargs) -> None:
+    """The environment's quick-start channels, also where `bootstrap` is not run."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from notifications.services import channels_sync_from_env
+
+    try:
+        channels_sync_from_env()
+    except ImproperlyConfigured as exc:
+        logger.error("notification channels from the environment: %s", exc)
