@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from streaming import events as stream
@@ -80,6 +81,14 @@ def alert_payload(notice: Notice) -> dict[str, Any]:
     return notice.as_dict()
 
 
+def _num(value: Any) -> str:
+    """545.060000 -> 545.06, 1.000000 -> 1 (the stream's decimals carry 6 places)."""
+    try:
+        return format(Decimal(str(value)).normalize(), "f")
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
 def _who(order: dict) -> str:
     source = order.get("source") or "?"
     if order.get("strategy_config_id"):
@@ -91,8 +100,9 @@ def _order_notices(order: dict) -> list[Notice]:
     status, oid = order.get("status"), order.get("id")
     if not oid:
         return []
-    head = f"{order.get('side', '').upper()} {order.get('qty')} {order.get('symbol')}"
+    head = f"{order.get('side', '').upper()} {_num(order.get('qty'))} {order.get('symbol')}"
     who = _who(order)
+    price, done = _num(order.get("filled_avg_price")), _num(order.get("filled_qty"))
     data = {
         k: order.get(k)
         for k in (
@@ -117,9 +127,9 @@ def _order_notices(order: dict) -> list[Notice]:
                 f"{ORDER_FILLED}:{oid}",
                 ORDER_FILLED,
                 "info",
-                f"Filled: {head} @ {order.get('filled_avg_price')}",
+                f"Filled: {head} @ {price}",
                 f"Order {order.get('client_order_id')} placed by {who} filled "
-                f"{order.get('filled_qty')} at {order.get('filled_avg_price')}.",
+                f"{done} at {price}.",
                 data,
                 order.get("filled_at") or "",
             )
@@ -130,9 +140,9 @@ def _order_notices(order: dict) -> list[Notice]:
                 f"{ORDER_PARTIALLY_FILLED}:{oid}:{order.get('filled_qty')}",
                 ORDER_PARTIALLY_FILLED,
                 "info",
-                f"Partially filled: {head} ({order.get('filled_qty')} done)",
-                f"Order {order.get('client_order_id')} placed by {who}: {order.get('filled_qty')}"
-                f" of {order.get('qty')} filled at {order.get('filled_avg_price')}.",
+                f"Partially filled: {head} ({done} done)",
+                f"Order {order.get('client_order_id')} placed by {who}: {done}"
+                f" of {_num(order.get('qty'))} filled at {price}.",
                 data,
             )
         )

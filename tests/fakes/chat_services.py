@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Receiver:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.requests: list[dict] = []  # every request that arrived
         self.accepted: list[dict] = []  # the ones answered with success
         self.webhook_secret = ""

@@ -39,8 +39,42 @@ def _purge_queue() -> None:
         conn.default_channel.queue_purge("notifications")
 
 
+class Smtp:
+    """aiosmtpd on a free loopback port, keeping every message it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.handlers import Message
+
+        from tests.conftest import free_port
+
+        self.received = []
+        smtp = self
+
+        class Collect(Message):
+            def handle_message(self, message) -> None:
+                smtp.received.append(message)
+
+        self.port = free_port()
+        self.controller = Controller(Collect(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def wait(self, count: int = 1, timeout: float = 20) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.received
+
+
 @pytest.fixture
-def notify_worker(transactional_db, fake, settings, tmp_path):
+def smtp():
+    server = Smtp()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture
+def notify_worker(transactional_db, fake, smtp, settings, tmp_path):
     """The Procfile's `notify` worker as a real process on the test database and Redis."""
     _purge_queue()
     settings.TELEGRAM_API_URL = fake.base
@@ -59,6 +93,8 @@ def notify_worker(transactional_db, fake, settings, tmp_path):
         NOTIFICATIONS_RETRY_MAX_SECONDS="2",
         NOTIFICATIONS_MAX_ATTEMPTS="30",
         LOG_LEVEL="WARNING",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp.port),
     )
     for name in ("NOTIFICATIONS_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"):
         env.pop(name, None)
