@@ -86,8 +86,10 @@ def command_handle(*, chat_id: str, text: str) -> str | None:
             if session
             else []
         )
+        from notifications.events import _num
+
         lines = [
-            f"{p.symbol}: {p.qty} @ {p.avg_entry_price} (last {p.last_price}, "
+            f"{p.symbol}: {_num(p.qty)} @ {_num(p.avg_entry_price)} (last {_num(p.last_price)}, "
             f"P&L {p.unrealized_pnl:+.2f})"
             for p in rows
         ]

@@ -128,8 +128,7 @@ def _order_notices(order: dict) -> list[Notice]:
                 ORDER_FILLED,
                 "info",
                 f"Filled: {head} @ {price}",
-                f"Order {order.get('client_order_id')} placed by {who} filled "
-                f"{done} at {price}.",
+                f"Order {order.get('client_order_id')} placed by {who} filled {done} at {price}.",
                 data,
                 order.get("filled_at") or "",
             )
