@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from decimal import Decimal
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -81,10 +81,13 @@ def test_a_rolled_back_fill_is_never_announced(session, market, queue):
 
     from trading.services import order_submit
 
-    with TestCase.captureOnCommitCallbacks(execute=True), pytest.raises(RuntimeError):
-        with transaction.atomic():
-            order_submit(symbol="SPY", side="buy", qty=Decimal("1"))
-            raise RuntimeError("rolled back")
+    with (
+        TestCase.captureOnCommitCallbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        order_submit(symbol="SPY", side="buy", qty=Decimal("1"))
+        raise RuntimeError("rolled back")
     assert queue() == []
 
 
