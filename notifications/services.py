@@ -1,8 +1,8 @@
 """Notifications: configuration, dispatch, delivery attempts, test sends and the daily summary.
 
 Path of an event: a producer calls `streaming.publish`; after commit `hooks` reads the notices
-out of the committed events and enqueues one `notifications.dispatch` task (on the
-`notifications` queue: one Redis write in the trading path, nothing else). The task creates one
+out of the committed events and pushes them onto the inbox (`notifications.inbox`: one Redis
+write in the trading path, nothing else). The `notify` worker drains it and creates one
 Delivery per matching channel, unique on (event id, channel), and enqueues one
 `notifications.deliver` per delivery, so each channel is tried on its own: a dead or slow
 endpoint holds at most NOTIFICATIONS_CHANNEL_CONCURRENCY worker threads and delays no other
@@ -133,15 +133,15 @@ def channels_sync_from_env() -> list[Channel]:
 
 
 def notices_enqueue(notices: list[Notice]) -> None:
-    """Hand notices to the notifications queue (after commit: callers run in on_commit hooks).
-    One Redis write; a failure is logged and never reaches the trading path."""
+    """Hand notices to the notification worker (callers run after commit): one Redis write
+    (notifications.inbox); a failure is logged and never reaches the trading path."""
     if not notices:
         return
-    from notifications.tasks import dispatch
+    from notifications import inbox
 
     try:
-        dispatch.apply_async(args=[[n.as_dict() for n in notices]], queue="notifications")
-    except Exception:  # noqa: BLE001 - a broker outage must not break trading
+        inbox.push(notices)
+    except Exception:  # noqa: BLE001 - a Redis outage must not break trading
         logger.warning("could not enqueue notifications %s", [n.id for n in notices], exc_info=True)
 
 

@@ -1,4 +1,5 @@
-"""Thin tasks on the `notifications` queue (a worker of its own: `notify` in the Procfile)."""
+"""Thin tasks on the `notifications` queue (a worker of its own: `notify` in the Procfile), and
+the inbox drainer that worker runs."""
 
 from __future__ import annotations
 
@@ -15,14 +16,6 @@ def _deliver_later(delivery_id: int, delay: float | None) -> None:
         deliver.apply_async(args=[delivery_id], queue="notifications")
     else:
         deliver.apply_async(args=[delivery_id], countdown=delay, queue="notifications")
-
-
-@shared_task(name="notifications.dispatch", ignore_result=True)
-def dispatch(notices: list[dict]) -> None:
-    from notifications.services import notices_dispatch
-
-    for delivery_id in notices_dispatch(notices):
-        _deliver_later(delivery_id, None)
 
 
 @shared_task(name="notifications.deliver", ignore_result=True)
@@ -50,11 +43,19 @@ def daily_summary() -> None:
 
 
 @worker_ready.connect
-def _sync_env_channels(sender=None, **kwargs) -> None:
-    """The environment's quick-start channels, also where `bootstrap` is not run."""
+def _on_worker_ready(sender=None, **kwargs) -> None:
+    """In a worker consuming the `notifications` queue: drain the inbox (one drainer in the
+    cluster at a time, by lease) and sync the environment's quick-start channels, also where
+    `bootstrap` is not run."""
     from django.core.exceptions import ImproperlyConfigured
 
+    from notifications import inbox
     from notifications.services import channels_sync_from_env
+
+    queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])}
+    if "notifications" not in queues:
+        return
+    inbox.start_drainer()
 
     try:
         channels_sync_from_env()

@@ -33,8 +33,14 @@ def telegram_api(fake, settings):
 
 
 def _purge_queue() -> None:
+    """Nothing left over from earlier tests: the inbox and the notifications queue empty."""
+    from notifications import inbox
+    from notifications.hooks import _recent
+    from notifications.services import _redis
     from tradingrobot.celery import app
 
+    _recent.clear()
+    _redis().delete(inbox.inbox_key())
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("notifications")
 

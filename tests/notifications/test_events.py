@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,31 +19,20 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def queue(settings):
-    """The notifications queue in the test's Redis, emptied; yields a reader of its notices."""
-    from tradingrobot.celery import app
+def queue(db):
+    """The notification inbox in the test's Redis, emptied; yields a reader of its notices."""
+    from notifications import inbox
+    from notifications.services import _redis
 
     _recent.clear()
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("notifications")
-    client = conn_client(settings)
+    _redis().delete(inbox.inbox_key())
 
     def notices() -> list[dict]:
-        found = []
-        for raw in reversed(client.lrange("notifications", 0, -1)):  # LPUSH: newest first
-            message = json.loads(raw)
-            args = json.loads(base64.b64decode(message["body"]))[0]
-            if message["headers"]["task"] == "notifications.dispatch":
-                found.extend(args[0])
-        return found
+        # LPUSH: newest first.
+        return [json.loads(raw) for raw in reversed(_redis().lrange(inbox.inbox_key(), 0, -1))]
 
-    return notices
-
-
-def conn_client(settings):
-    import redis
-
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    yield notices
+    _redis().delete(inbox.inbox_key())
 
 
 def test_a_fill_and_a_halt_enqueue_one_notice_each_after_commit(session, market, trader, queue):
