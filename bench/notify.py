@@ -144,11 +144,14 @@ def main() -> int:
 def start_worker(cleanup: ExitStack, log_dir: Path) -> subprocess.Popen:
     log = open(log_dir / "notify-worker.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tradingrobot", "worker", "-Q", "notifications"]
+        ["nice", "-n", "10"]  # as the Procfile's `notify`
+        + [sys.executable, "-m", "celery", "-A", "tradingrobot", "worker", "-Q", "notifications"]
         + ["-n", f"notify-bench-{os.getpid()}@%h", "--pool=threads", "--concurrency=8"]
         + ["--without-heartbeat", "--without-gossip", "--without-mingle"],
         cwd=ROOT,
-        env=dict(os.environ),
+        # Production's persistent connections (README: CONN_MAX_AGE=60): without them every
+        # task opens a PostgreSQL connection.
+        env=dict(os.environ, CONN_MAX_AGE="60"),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
