@@ -107,7 +107,7 @@ class Receiver:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fills", type=int, default=1000)
-    parser.add_argument("--healthy", type=int, default=300)
+    parser.add_argument("--healthy", type=int, default=200)
     parser.add_argument("--fail-rate", type=float, default=0.3)
     args = parser.parse_args()
 
