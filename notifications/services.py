@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -160,34 +159,46 @@ def _wants(channel: Channel, notice: Notice) -> bool:
 
 
 def notices_dispatch(notices: list[dict]) -> list[int]:
-    """One Delivery per (notice, matching channel); returns the ids to attempt now. A notice
-    already recorded for a channel (published twice, task redelivered) is not recorded again."""
+    """One Delivery per (notice, matching channel); returns the ids to attempt. A notice already
+    recorded for a channel (published twice, a batch drained again) is not recorded again; a
+    delivery not attempted yet is returned again, which is harmless (attempts claim a lease)."""
     channels = list(Channel.objects.filter(enabled=True))
+    if not channels or not notices:
+        return []
     now = timezone.now()
-    todo = []
+    rows = []
     for raw in notices:
         notice = Notice.from_dict(raw)
         for channel in channels:
             if not _wants(channel, notice):
                 continue
             quiet = notice.severity != "critical" and _in_quiet_hours(channel, now)
-            try:
-                with transaction.atomic():
-                    delivery = Delivery.objects.create(
-                        event_id=notice.id[:200],
-                        kind=notice.kind,
-                        severity=notice.severity,
-                        channel=channel,
-                        notice=notice.as_dict(),
-                        status=DeliveryStatus.SKIPPED if quiet else DeliveryStatus.PENDING,
-                        last_error="quiet hours" if quiet else "",
-                        next_attempt_at=now,
-                    )
-            except IntegrityError:
-                continue
-            if not quiet:
-                todo.append(delivery.pk)
-    return todo
+            rows.append(
+                Delivery(
+                    event_id=notice.id[:200],
+                    kind=notice.kind,
+                    severity=notice.severity,
+                    channel=channel,
+                    notice=notice.as_dict(),
+                    status=DeliveryStatus.SKIPPED if quiet else DeliveryStatus.PENDING,
+                    last_error="quiet hours" if quiet else "",
+                    next_attempt_at=now,
+                )
+            )
+    if not rows:
+        return []
+    # One INSERT for the batch; the unique (event_id, channel) drops the ones recorded before.
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    return list(
+        Delivery.objects.filter(
+            event_id__in={row.event_id for row in rows},
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            lease_until__isnull=True,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 # --- one attempt ----------------------------------------------------------------------------------
