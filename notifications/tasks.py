@@ -22,7 +22,14 @@ def _deliver_later(delivery_id: int, delay: float | None) -> None:
 def deliver(delivery_id: int) -> None:
     from notifications.services import delivery_attempt
 
-    delay = delivery_attempt(delivery_id=delivery_id)
+    try:
+        delay = delivery_attempt(delivery_id=delivery_id)
+    except Exception:  # noqa: BLE001 - Redis or the database failed mid-attempt
+        from django.conf import settings
+
+        logger.exception("delivery %s: attempt failed; trying again after its lease", delivery_id)
+        # The claim's lease may still be held: come back once it has run out.
+        delay = settings.NOTIFICATIONS_TIMEOUT_SECONDS + 31
     if delay is not None:
         _deliver_later(delivery_id, delay)
 
