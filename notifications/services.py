@@ -147,7 +147,10 @@ def notices_enqueue(notices: list[Notice]) -> None:
 def _in_quiet_hours(channel: Channel, now: datetime) -> bool:
     if channel.quiet_start is None or channel.quiet_end is None:
         return False
-    local = now.astimezone(ZoneInfo(channel.timezone)).time()
+    try:
+        local = now.astimezone(ZoneInfo(channel.timezone)).time()
+    except (ZoneInfoNotFoundError, ValueError):  # saved around admin's validation: not quiet
+        return False
     start, end = channel.quiet_start, channel.quiet_end
     return start <= local < end if start <= end else (local >= start or local < end)
 
@@ -168,7 +171,12 @@ def notices_dispatch(notices: list[dict]) -> list[int]:
     now = timezone.now()
     rows = []
     for raw in notices:
-        notice = Notice.from_dict(raw)
+        try:
+            notice = Notice.from_dict(raw)
+        except (TypeError, KeyError, AttributeError):
+            # One malformed notice must not hold up the batch (it would be drained forever).
+            logger.error("dropping a malformed notice: %.200r", raw)
+            continue
         for channel in channels:
             if not _wants(channel, notice):
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -240,3 +240,17 @@ def test_a_strategy_error_is_an_alert_once_a_day(db, queue):
     [alert] = queue()
     assert alert["kind"] == "strategy.error" and alert["title"] == "Strategy error: broken"
     assert alert["text"] == "ValueError: bad bars"
+
+
+def test_a_malformed_notice_or_a_bad_channel_row_never_blocks_the_inbox(db, queue):
+    from notifications import inbox
+    from notifications.services import _redis
+
+    _channel(name="bad tz", timezone="Mars/Olympus", quiet_start=time(0), quiet_end=time(23))
+    good = ev.Notice("order.filled:13", "order.filled", "info", "Filled", "x")
+    _redis().lpush(inbox.inbox_key(), json.dumps({"id": "no kind"}), "not json")
+    inbox.push([good])
+    _redis().set(inbox._key("inbox_lease"), "me")
+    assert inbox.drain_once("me") == 3
+    assert list(Delivery.objects.values_list("event_id", flat=True)) == ["order.filled:13"]
+    assert queue() == []  # the batch left the inbox
