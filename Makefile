@@ -15,7 +15,7 @@ ALPACA_SPECS := alpaca-mcp-server==2.4.0
 # The demo moves one simulated 5-minute bar every 10 s; set COLLECT_INTERVAL_SECONDS to change it.
 export COLLECT_INTERVAL_SECONDS ?= 10
 
-.PHONY: run test setup lint format bench clean
+.PHONY: run test setup lint format bench clean wordpress-plugin test-wordpress
 
 $(STAMP): pyproject.toml Makefile $(wildcard package.json package-lock.json)
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed"; exit 1; }
@@ -29,10 +29,20 @@ $(STAMP): pyproject.toml Makefile $(wildcard package.json package-lock.json)
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m tradingrobot.launcher
+	$(BIN)/python -m tradingrobot.launcher
 
+# The tests run on the development settings (DEBUG on at import: no HTTPS redirect, a generated
+# SECRET_KEY); pytest-django still runs each test with DEBUG off, as production does.
 test: setup
-	$(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DEBUG=$${DEBUG:-true} $(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The WordPress plugin as an "Upload plugin" zip, with lightweight-charts copied in from npm.
+wordpress-plugin: setup
+	$(BIN)/python wordpress/build_plugin.py
+
+# Only the WordPress suite (a fresh WordPress on MariaDB, the backend, PHPUnit, Chromium).
+test-wordpress: setup
+	$(BIN)/python -m tradingrobot.embedded_redis -- $(BIN)/python -m pytest tests/wordpress $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -41,4 +51,4 @@ format: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var node_modules
+	rm -rf $(VENV) var node_modules dist build/wordpress

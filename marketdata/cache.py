@@ -17,6 +17,8 @@ from typing import Any
 
 from django.core.cache import cache
 
+from tradingrobot.redis_outage import redis_call
+
 logger = logging.getLogger(__name__)
 
 RESPONSE_TTL_SECONDS = 300
@@ -25,11 +27,8 @@ _MISS = object()
 
 
 def _safely(what: str, fn: Callable[[], Any], default: Any = None) -> Any:
-    try:
-        return fn()
-    except Exception:  # noqa: BLE001 - a cache outage degrades to the database, never a 500
-        logger.warning("market-data cache %s failed; answering from the database", what)
-        return default
+    # A cache outage degrades to the database, never a 500; it is logged once per outage.
+    return redis_call(f"market-data cache {what}", fn, default=default)
 
 
 def version_keys(symbols: Iterable[str]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,6 +15,7 @@ from django.urls import path, reverse
 from strategies import registry, services
 from strategies.models import StrategyConfig
 from trading.exceptions import DomainError
+from trading.permissions import TradeActionsAdmin, trade_action, user_can_trade
 
 CHART_W, CHART_H, CHART_PAD = 760, 240, 8
 
@@ -63,7 +65,7 @@ class StrategyConfigForm(forms.ModelForm):
 
 
 @admin.register(StrategyConfig)
-class StrategyConfigAdmin(admin.ModelAdmin):
+class StrategyConfigAdmin(TradeActionsAdmin, admin.ModelAdmin):
     form = StrategyConfigForm
     list_display = [
         "name",
@@ -99,7 +101,7 @@ class StrategyConfigAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "plugin_errors": sorted(errors.items())}
         return super().changelist_view(request, extra_context)
 
-    @admin.action(description="Run now (send orders for the latest bar)")
+    @trade_action(description="Run now (send orders for the latest bar)")
     def run_now(self, request, queryset):
         for config in queryset:
             try:
@@ -111,7 +113,7 @@ class StrategyConfigAdmin(admin.ModelAdmin):
             level = messages.WARNING if config.last_error else messages.SUCCESS
             self.message_user(request, f"{config}: {summary}", level)
 
-    @admin.action(description="Backtest (result page)")
+    @trade_action(description="Backtest (result page)")
     def backtest(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one strategy to backtest.", messages.ERROR)
@@ -119,11 +121,11 @@ class StrategyConfigAdmin(admin.ModelAdmin):
         url = reverse("admin:strategies_strategyconfig_backtest", args=[queryset.get().pk])
         return redirect(url)
 
-    @admin.action(description="Enable")
+    @trade_action(description="Enable")
     def enable(self, request, queryset):
         self._set_enabled(request, queryset, True)
 
-    @admin.action(description="Disable")
+    @trade_action(description="Disable")
     def disable(self, request, queryset):
         self._set_enabled(request, queryset, False)
 
@@ -141,7 +143,7 @@ class StrategyConfigAdmin(admin.ModelAdmin):
 
     def plugins_view(self, request):
         if request.method == "POST":
-            if not self.has_change_permission(request):
+            if not user_can_trade(request.user):
                 return redirect("admin:index")
             services.strategies_reload()
             self.message_user(request, "Strategy plugins reloaded.", messages.SUCCESS)
@@ -155,6 +157,8 @@ class StrategyConfigAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/strategies/plugins.html", context)
 
     def backtest_view(self, request, pk: int):
+        if not user_can_trade(request.user):
+            raise PermissionDenied
         config = get_object_or_404(StrategyConfig, pk=pk)
         try:
             days = int(request.GET.get("days", 30))

@@ -17,10 +17,10 @@ from streaming.fanout import (
     RAW_SOCKET_SCOPE_KEY,
     hub,
 )
+from streaming.watch import CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, watch
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORIZED = 4401
 MAX_SUBSCRIBED_SYMBOLS = 200
 MAX_MESSAGE_CHARS = 16 * 1024
 
@@ -40,6 +40,7 @@ class UpdatesConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.registered = False
+        self.watched = False
         self.skipped = 0
         self.raw = self.scope.get(RAW_SOCKET_SCOPE_KEY)
         self.outbox: asyncio.Queue[bytes] | None = None
@@ -49,6 +50,11 @@ class UpdatesConsumer(AsyncWebsocketConsumer):
         if not groups.can_join_updates(self.scope):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
+        self.watch = watch()
+        if not self.watch.add(self, self.scope.get("principal")):
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        self.watched = True
         if self.raw is None or not self.raw.usable():
             # Not under daphne (or compressed): a bounded queue and a writer task per client.
             self.raw = None
@@ -62,6 +68,9 @@ class UpdatesConsumer(AsyncWebsocketConsumer):
         await self._send_event(events.STATUS, status)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "watched", False):
+            self.watch.discard(self)
+            self.watched = False
         if getattr(self, "registered", False):
             self.hub.discard(self)
             self.registered = False
@@ -129,6 +138,11 @@ class UpdatesConsumer(AsyncWebsocketConsumer):
 
     def restart(self) -> None:
         asyncio.ensure_future(self.close(code=CLOSE_SERVICE_RESTART))
+
+    def revoke(self) -> None:
+        """Called by streaming.watch: the key was revoked or the user deactivated."""
+        self.watched = False
+        asyncio.ensure_future(self.close(code=CLOSE_UNAUTHORIZED))
 
     # ------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from streaming import events
 from streaming.redis import publish_many_with_seq
+from tradingrobot import redis_outage
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +84,11 @@ def send_many_now(items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any
             wire.append((stream_of(type_, payload), head, tail))
         for message, seq in zip(messages, publish_many_with_seq(wire), strict=True):
             message["seq"] = seq
-        return messages
-    except Exception:  # noqa: BLE001 - any Redis failure must not break the caller
-        logger.warning("could not publish %s", ", ".join(t for t, _ in items), exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - any Redis failure must not break the caller
+        redis_outage.failure("event publish", exc)
         return [None] * len(items)
+    redis_outage.recovered()
+    return messages
 
 
 def _check_types(items: list[tuple[str, dict[str, Any]]]) -> None:

@@ -14,10 +14,11 @@ from trading.models import (
     Trade,
     TradingSession,
 )
+from trading.permissions import TradeActionsAdmin, trade_action, user_can_loosen_risk_limits
 
 
 @admin.register(TradingSession)
-class TradingSessionAdmin(admin.ModelAdmin):
+class TradingSessionAdmin(TradeActionsAdmin, admin.ModelAdmin):
     list_display = [
         "id",
         "mode",
@@ -45,7 +46,10 @@ class TradingSessionAdmin(admin.ModelAdmin):
         # Starting goes through the service: one running session, validated risk limits, event.
         try:
             session = services.session_start(
-                mode=obj.mode, starting_cash=obj.starting_cash, risk_limits=obj.risk_limits
+                mode=obj.mode,
+                starting_cash=obj.starting_cash,
+                risk_limits=obj.risk_limits,
+                allow_loosen=user_can_loosen_risk_limits(request.user),
             )
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
@@ -54,13 +58,13 @@ class TradingSessionAdmin(admin.ModelAdmin):
         obj.pk = session.pk
         obj.__dict__.update(session.__dict__)
 
-    @admin.action(description="Stop the selected sessions (cancels their open orders)")
+    @trade_action(description="Stop the selected sessions (cancels their open orders)")
     def stop_sessions(self, request, queryset):
         for session in queryset:
             services.session_stop(session=session, reason=f"stopped in admin by {request.user}")
         self.message_user(request, f"Stopped {queryset.count()} session(s).", messages.SUCCESS)
 
-    @admin.action(description="Reconcile with the broker (never resends orders)")
+    @trade_action(description="Reconcile with the broker (never resends orders)")
     def reconcile(self, request, queryset):
         report = services.reconcile(by=str(request.user))
         self.message_user(
@@ -72,7 +76,7 @@ class TradingSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(TradeActionsAdmin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "symbol",
@@ -93,7 +97,7 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Cancel the selected open orders")
+    @trade_action(description="Cancel the selected open orders")
     def cancel_orders(self, request, queryset):
         done, failed = 0, []
         for order in queryset:
@@ -131,7 +135,7 @@ class EquitySnapshotAdmin(admin.ModelAdmin):
 
 
 @admin.register(KillSwitch)
-class KillSwitchAdmin(admin.ModelAdmin):
+class KillSwitchAdmin(TradeActionsAdmin, admin.ModelAdmin):
     list_display = ["__str__", "reason", "changed_at", "changed_by"]
     readonly_fields = ["engaged", "reason", "changed_at", "changed_by"]
     actions = ["halt", "halt_and_flatten", "resume", "reconcile"]
@@ -154,15 +158,15 @@ class KillSwitchAdmin(admin.ModelAdmin):
         for failure in result.cancel_failed + result.flatten_failed:
             self.message_user(request, str(failure), messages.ERROR)
 
-    @admin.action(description="Engage the kill switch (halt trading, cancel open orders)")
+    @trade_action(description="Engage the kill switch (halt trading, cancel open orders)")
     def halt(self, request, queryset):
         self._halt(request, flatten=False)
 
-    @admin.action(description="Engage the kill switch and flatten all positions")
+    @trade_action(description="Engage the kill switch and flatten all positions")
     def halt_and_flatten(self, request, queryset):
         self._halt(request, flatten=True)
 
-    @admin.action(description="Reconcile with the broker (never resends orders)")
+    @trade_action(description="Reconcile with the broker (never resends orders)")
     def reconcile(self, request, queryset):
         report = services.reconcile(by=str(request.user))
         self.message_user(
@@ -171,7 +175,7 @@ class KillSwitchAdmin(admin.ModelAdmin):
             messages.WARNING if report.errors else messages.SUCCESS,
         )
 
-    @admin.action(description="Release the kill switch (resume trading)")
+    @trade_action(description="Release the kill switch (resume trading)")
     def resume(self, request, queryset):
         services.trading_resume(by=str(request.user))
         self.message_user(request, "Trading resumed.", messages.SUCCESS)

@@ -76,3 +76,10 @@ class SessionRunning(DomainError):
 class OrderNotCancelable(DomainError):
     status_code = 409
     code = "order_not_cancelable"
+
+
+class LooserRiskLimits(DomainError):
+    """A session's risk_limits may only tighten the RISK_* settings; loosening is admin-only."""
+
+    status_code = 403
+    code = "risk_limits_looser_than_settings"

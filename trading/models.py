@@ -242,6 +242,12 @@ class KillSwitch(models.Model):
     class Meta:
         verbose_name = "kill switch"
         verbose_name_plural = "kill switch"
+        # The trading permissions (trading.permissions): they live here, on the one row that
+        # every trading act consults.
+        permissions = [
+            ("trade", "Can trade (orders, halt/resume, sessions, strategy runs)"),
+            ("loosen_risk_limits", "Can start a session with risk limits looser than RISK_*"),
+        ]
 
     def __str__(self) -> str:
         return "ENGAGED" if self.engaged else "released"

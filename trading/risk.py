@@ -16,7 +16,12 @@ from django.conf import settings
 from django.db.models import F, Sum
 
 from marketdata.models import SYMBOL_RE
-from trading.exceptions import InsufficientBuyingPower, InvalidOrder, RiskLimitExceeded
+from trading.exceptions import (
+    InsufficientBuyingPower,
+    InvalidOrder,
+    LooserRiskLimits,
+    RiskLimitExceeded,
+)
 from trading.models import (
     OPEN_STATUSES,
     EquitySnapshot,
@@ -55,8 +60,57 @@ class Limits:
     queue_when_closed: bool
 
 
-def limits_validate(raw: Any) -> dict[str, Any]:
-    """Clean a per-session `risk_limits` object; raises InvalidOrder naming the bad key."""
+def limits_validate(raw: Any, *, allow_loosen: bool = False) -> dict[str, Any]:
+    """Clean a per-session `risk_limits` object; raises InvalidOrder naming the bad key, and
+    LooserRiskLimits (403) for a key that loosens its setting unless `allow_loosen` (an admin
+    with `trading.loosen_risk_limits`)."""
+    cleaned = _limits_clean(raw)
+    looser = limits_looser(cleaned)
+    if looser and not allow_loosen:
+        raise LooserRiskLimits(
+            "risk_limits may only tighten the operator's RISK_* settings: "
+            + ", ".join(looser)
+            + " would loosen them (an admin with the loosen_risk_limits permission can)",
+            details={"looser": looser},
+        )
+    return cleaned
+
+
+def _setting(key: str) -> Any:
+    return getattr(settings, LIMIT_KEYS[key][0], None)
+
+
+def limits_looser(cleaned: dict[str, Any]) -> list[str]:
+    """The keys of `cleaned` that would allow more than the RISK_* settings do."""
+    looser = []
+    for key, value in cleaned.items():
+        base = _setting(key)
+        kind = LIMIT_KEYS[key][1]
+        if kind == "symbols":
+            allowed = {s.upper() for s in base or []}
+            # An empty or removed allowlist allows every symbol.
+            if allowed and (not value or not set(value) <= allowed):
+                looser.append(key)
+        elif kind in ("decimal", "int"):
+            if kind == "int" and not base:
+                base = None  # 0 means "no limit" for RISK_MAX_OPEN_ORDERS
+            if base is None:
+                continue  # no limit set: any value tightens
+            if (
+                value is None
+                or (kind == "int" and not value)
+                or Decimal(str(value)) > Decimal(str(base))
+            ):
+                looser.append(key)
+        elif key == "enforce_market_hours":
+            if base and value is not True:
+                looser.append(key)
+        elif not base and value:  # allow_short, queue_when_closed: True lets more orders in
+            looser.append(key)
+    return looser
+
+
+def _limits_clean(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):

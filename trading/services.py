@@ -121,14 +121,16 @@ def session_start(
     mode: str = SessionMode.PAPER,
     starting_cash: Decimal | None = None,
     risk_limits: dict | None = None,
+    allow_loosen: bool = False,
 ) -> TradingSession:
-    """Start a new session; refuses (409 session_running) while another one runs."""
+    """Start a new session; refuses (409 session_running) while another one runs, and risk
+    limits looser than the settings (403) unless `allow_loosen` (admin only)."""
     if mode not in SessionMode.values:
         raise InvalidOrder(f"mode must be one of {SessionMode.values}", details={"field": "mode"})
     cash = settings.PAPER_STARTING_CASH if starting_cash is None else starting_cash
     if not isinstance(cash, Decimal) or not cash.is_finite() or cash < 0 or cash >= Decimal("1e13"):
         raise InvalidOrder("starting_cash must be a non-negative number", details={"field": "cash"})
-    limits = risk.limits_validate(risk_limits)
+    limits = risk.limits_validate(risk_limits, allow_loosen=allow_loosen)
     try:
         with transaction.atomic():
             session = TradingSession.objects.create(
@@ -175,12 +177,25 @@ def session_stop(*, session: TradingSession, reason: str = "") -> TradingSession
     return session
 
 
-def _cancel_all(orders, reason: str) -> tuple[list[Order], list[dict]]:
-    """Cancel each order; one failure (broker down, already filled) never stops the rest."""
+def _cancel_all(
+    orders, reason: str, filled: list[Order] | None = None
+) -> tuple[list[Order], list[dict]]:
+    """Cancel each order; one failure (broker down, already filled) never stops the rest.
+
+    An order that filled between the listing and its cancel is not a failure: it goes to
+    `filled` (when given) with its fill recorded, as the broker reported it.
+    """
     canceled, failed = [], []
     for order in list(orders):
         try:
             canceled.append(order_cancel(order=order, reason=reason))
+        except OrderNotCancelable as exc:
+            if filled is not None and exc.details.get("status") == OrderStatus.FILLED:
+                order.refresh_from_db()
+                filled.append(order)
+                continue
+            logger.warning("could not cancel order %s: %s", order.pk, exc.message)
+            failed.append({"order_id": str(order.pk), "code": exc.code, "message": exc.message})
         except DomainError as exc:
             logger.warning("could not cancel order %s: %s", order.pk, exc.message)
             failed.append({"order_id": str(order.pk), "code": exc.code, "message": exc.message})
@@ -195,6 +210,8 @@ class HaltResult:
     switch: KillSwitch
     canceled: list[Order] = field(default_factory=list)
     cancel_failed: list[dict] = field(default_factory=list)
+    # Filled between the listing and the cancel: reported as filled, not as failures.
+    filled: list[Order] = field(default_factory=list)
     flatten_orders: list[Order] = field(default_factory=list)
     flatten_failed: list[dict] = field(default_factory=list)
 
@@ -216,6 +233,7 @@ def trading_halt(*, reason: str, by: str = "", flatten: bool = False) -> HaltRes
     result.canceled, result.cancel_failed = _cancel_all(
         Order.objects.filter(status__in=OPEN_STATUSES).order_by("created_at"),
         f"kill switch: {switch.reason}",
+        result.filled,
     )
     if flatten:
         result.flatten_orders, result.flatten_failed = positions_flatten(reason=switch.reason)
@@ -554,8 +572,10 @@ def _schedule_resubmit(order: Order) -> None:
 def _enqueue(task, *args) -> None:
     try:
         task.apply_async(args=args, countdown=2)
-    except Exception:  # noqa: BLE001 - reconciliation finds pending_submit orders anyway
-        logger.warning("could not enqueue %s%s", task.name, args, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - reconciliation finds pending_submit orders anyway
+        from tradingrobot import redis_outage
+
+        redis_outage.failure(f"enqueue {task.name}", exc)
 
 
 def order_resubmit(*, order_id: uuid.UUID | str) -> Order:

@@ -11,9 +11,16 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
+import trading.selectors  # noqa: E402, F401
+from marketdata import calendar  # noqa: E402
 from streaming.auth import WebSocketAuthMiddleware  # noqa: E402
 from streaming.fanout import RawSocketMiddleware  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
+
+# What a WebSocket connect reads (trading.selectors' status snapshot and the market calendar) is
+# loaded at start, not in the first client's connect: django.setup() no longer imports it (issue
+# 20). Views load with the first HTTP request, which a production `ws` never gets.
+calendar.is_open(calendar.utcnow())
 
 application = ProtocolTypeRouter(
     {

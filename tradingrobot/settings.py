@@ -7,6 +7,8 @@ paper broker and the synthetic market-data provider.
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,27 +21,51 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the secret key, the SQLite database and demo credentials: owner only (0700, files
+# 0600), whatever the umask.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+try:
+    VAR_DIR.chmod(0o700)
+except OSError:  # not ours to change (a mounted volume): leave it
+    pass
 
-DEBUG = env.bool("DEBUG", default=True)
+
+def _private_file(path: Path) -> Path:
+    """Create `path` empty with mode 0600 if missing; make an existing one 0600."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
+    except OSError:
+        pass
+    return path
+
+
+# Off unless asked for: `make run` asks for it when it serves on loopback (tradingrobot.launcher),
+# `make test` for the tests; the servers refuse DEBUG on a public address (tradingrobot.bind_check).
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # A per-installation key kept under var/, so signed tokens and sessions survive restarts.
+    # A per-installation key kept under var/ (0600), so signed tokens and sessions survive
+    # restarts and management commands work without settings. Production sets SECRET_KEY: every
+    # web and ws process must share one.
     _key_file = VAR_DIR / "secret_key"
-    if not _key_file.exists():
+    if not _key_file.exists() or not _key_file.read_text().strip():
         from django.core.management.utils import get_random_secret_key
 
-        _key_file.write_text(get_random_secret_key())
+        _private_file(_key_file).write_text(get_random_secret_key())
+    _private_file(_key_file)
     SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "daphne",
-    "django.contrib.admin",
+    # Not "daphne": as an app it only makes `runserver` serve ASGI, and it imports Twisted (~40 MB)
+    # into every process, the Celery worker and beat included (issue 20). The `ws` process runs
+    # the daphne command itself.
+    # Admin modules are loaded by the URLconf (admin.autodiscover() there), not at django.setup():
+    # they import the services and with them pandas, which Celery beat never needs (issue 20).
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -58,6 +84,8 @@ INSTALLED_APPS = [
     "strategies",
     "streaming",
     "notifications",
+    # Login throttling (dashboard and admin): after its auth app, last.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers a locked-out login with 429 (django-axes; must come last).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradingrobot.urls"
@@ -105,6 +135,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+    _db_name = Path(str(DATABASES["default"]["NAME"]))
+    if _db_name.parent.is_dir():
+        _private_file(_db_name)  # SQLite gives its -wal and -shm files the database's mode
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -157,7 +190,24 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes) for the dashboard and admin logins: after LOGIN_FAILURE_LIMIT
+# failed passwords for one username, or from one client address, further attempts answer 429
+# for LOGIN_COOLOFF_MINUTES, before any password is hashed. The address is read as the API reads
+# it (TRUSTED_PROXY_COUNT). A correct login resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "tradingrobot.api.auth_failures.client_ip"
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -200,6 +250,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "tradingrobot.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Proxies in front of the app that append to X-Forwarded-For (nginx, a load balancer): the client
+# address is read that many hops from the right. 0 (default): REMOTE_ADDR, X-Forwarded-For ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+# Failed API-key authentications per client IP before it gets 429 for the rest of the window.
+AUTH_FAILURE_RATE = env.str("AUTH_FAILURE_RATE", default="20/minute")
 # Requests per API key (or logged-in user, or client IP when anonymous). "N/second|minute|hour|day".
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="1200/minute")
 # A verified API key is remembered per process this long (a revocation elsewhere takes effect
@@ -251,6 +307,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 WEBSOCKET_TOKEN_MAX_AGE = env.int("WEBSOCKET_TOKEN_MAX_AGE", default=300)
+# Open sockets re-check their key or user this often (closed with 4401 once revoked/inactive),
+# and one key or user may hold at most this many sockets per ws process (0: no cap).
+WEBSOCKET_RECHECK_SECONDS = env.float("WEBSOCKET_RECHECK_SECONDS", default=5)
+WEBSOCKET_MAX_CONNECTIONS_PER_PRINCIPAL = env.int(
+    "WEBSOCKET_MAX_CONNECTIONS_PER_PRINCIPAL", default=20
+)
 
 # --- Trading -------------------------------------------------------------------------------------
 BROKER = env.str("BROKER", default="paper")
@@ -336,6 +398,8 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # django-axes logs every login at INFO; lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -374,6 +438,10 @@ RISK_QUEUE_WHEN_CLOSED = env.bool("RISK_QUEUE_WHEN_CLOSED", default=False)
 ORDER_SUBMIT_MAX_AGE_SECONDS = env.int("ORDER_SUBMIT_MAX_AGE_SECONDS", default=300)
 # Reconcile with the broker when a Celery worker starts.
 RECONCILE_ON_WORKER_START = env.bool("RECONCILE_ON_WORKER_START", default=True)
+# ... and periodically (beat), so no order stays pending_submit past its lease + this interval.
+RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=60)
+if RECONCILE_INTERVAL_SECONDS < 1:
+    raise ImproperlyConfigured("RECONCILE_INTERVAL_SECONDS must be at least 1.")
 # How long one sender holds an order it is submitting before another may try (longer than the
 # broker's timeout plus its rate-limit retries).
 ORDER_SEND_LEASE_SECONDS = env.int("ORDER_SEND_LEASE_SECONDS", default=60)
@@ -412,6 +480,10 @@ WORDPRESS_AUTH_HEADER = env.str("WORDPRESS_AUTH_HEADER", default="")
 if WORDPRESS_AUTH_HEADER and ":" not in WORDPRESS_AUTH_HEADER:
     raise ImproperlyConfigured("WORDPRESS_AUTH_HEADER must look like 'Name: value'.")
 WORDPRESS_TIMEOUT_SECONDS = env.float("WORDPRESS_TIMEOUT_SECONDS", default=10)
+# Every outbound HTTP request (WordPress, Alpaca; tradingrobot.http): the most one request may
+# take from connect to last byte, and the largest body read.
+OUTBOUND_HTTP_DEADLINE_SECONDS = env.float("OUTBOUND_HTTP_DEADLINE_SECONDS", default=30)
+OUTBOUND_HTTP_MAX_BYTES = env.int("OUTBOUND_HTTP_MAX_BYTES", default=20 * 1024 * 1024)
 
 # --- Security headers and production -------------------------------------------------------------
 # Always on: no MIME sniffing, no framing, no referrer leaks across origins.

@@ -8,6 +8,8 @@ from tradingrobot import views
 from tradingrobot.api import aliases
 from tradingrobot.api.schema import document_views
 
+# SimpleAdminConfig (settings) leaves admin discovery to the processes that serve URLs.
+admin.autodiscover()
 document_views()
 
 # The Trading Robot API paths the WordPress plugin speaks; the same services as /api/v1/.

@@ -7,4 +7,7 @@ from django.shortcuts import render
 
 @login_required
 def dashboard(request):
-    return render(request, "dashboard.html", {"symbols": settings.PRIMARY_SYMBOLS})
+    from trading.permissions import user_can_trade
+
+    context = {"symbols": settings.PRIMARY_SYMBOLS, "can_trade": user_can_trade(request.user)}
+    return render(request, "dashboard.html", context)

@@ -1,9 +1,10 @@
 """Seeded, deterministic 5-minute bars in NYSE market hours: the offline default provider.
 
-Each symbol has one log-price path over every session from 2016 on, drawn once from a seed made
-of SYNTHETIC_SEED and the symbol, so any bar is the same whenever and however often it is asked
-for. Volatility and volume follow the intraday U shape (busy open and close, quiet midday);
-sessions gap overnight; early-close days end early; weekends and holidays have no bars.
+Each symbol has one log-price path over every session from 2016 on, drawn a year at a time from
+seeds made of SYNTHETIC_SEED, the symbol and the year, so any bar is the same whenever and however
+often it is asked for. Volatility and volume follow the intraday U shape (busy open and close,
+quiet midday); sessions gap overnight; early-close days end early; weekends and holidays have no
+bars.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import zlib
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -42,12 +43,27 @@ def _u_shape() -> np.ndarray:
 
 
 @cache
-def _path(symbol: str, seed: int) -> dict[str, np.ndarray]:
-    """Every bar of every session for one symbol, as arrays keyed by bar start (ns UTC)."""
-    sessions, opens, closes = calendar._schedule_ns()
+def _sessions_by_year() -> dict[int, slice]:
+    """Which sessions of the calendar's schedule fall in each year."""
+    sessions, _, _ = calendar._schedule_ns()
+    years = sessions.astype("datetime64[Y]").astype(int) + 1970
+    bounds = np.flatnonzero(np.diff(years)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(years)]])
+    return {int(years[a]): slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)}
+
+
+def _generate_year(symbol: str, seed: int, year: int, level0: float) -> tuple[dict, float]:
+    """One year of bars for one symbol, starting from log-level `level0`; (arrays, end level).
+
+    A year at a time, each from its own seed, so that a process holds one year's arrays (about
+    1 MB a symbol) rather than a decade's (issue 20: the whole path cost the worker ~90 MB)."""
+    _, all_opens, all_closes = calendar._schedule_ns()
+    window = _sessions_by_year()[year]
+    opens, closes = all_opens[window], all_closes[window]
     base, daily_vol, base_volume = _profile(symbol)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(symbol.encode())]))
-    n_days = len(sessions)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(symbol.encode()), year]))
+    n_days = len(opens)
     bar_vol = daily_vol / np.sqrt(BARS_PER_SESSION) * _u_shape()
     returns = rng.standard_normal((n_days, BARS_PER_SESSION)) * bar_vol
     gaps = rng.standard_normal(n_days) * daily_vol * 0.3
@@ -60,7 +76,7 @@ def _path(symbol: str, seed: int) -> dict[str, np.ndarray]:
     # A gentle pull toward the base level keeps a decade-long path in a believable range.
     day_sum = returns.sum(axis=1) + gaps
     level = np.empty(n_days)
-    acc = 0.0
+    acc = level0
     for i in range(n_days):
         level[i] = acc
         acc += day_sum[i] - 0.002 * acc
@@ -73,7 +89,7 @@ def _path(symbol: str, seed: int) -> dict[str, np.ndarray]:
     volume = (base_volume * _u_shape() ** 2 * volume_noise).astype(np.int64)
 
     starts = opens[:, None] + np.arange(BARS_PER_SESSION, dtype=np.int64)[None, :] * calendar.BAR_NS
-    return {
+    arrays = {
         "ts": starts[mask],
         "open": open_px[mask],
         "high": high_px[mask],
@@ -81,6 +97,49 @@ def _path(symbol: str, seed: int) -> dict[str, np.ndarray]:
         "close": close_px[mask],
         "volume": volume[mask],
     }
+    return arrays, acc
+
+
+@cache
+def _start_levels(symbol: str, seed: int) -> dict[int, float]:
+    """The path's log-level at the start of each year: one pass over the years, keeping only
+    these numbers (the arrays of each year are dropped as soon as its end level is known)."""
+    levels, acc = {}, 0.0
+    for year in sorted(_sessions_by_year()):
+        levels[year] = acc
+        _, acc = _generate_year(symbol, seed, year, acc)
+    return levels
+
+
+# A decade-long backtest of four symbols touches 44 years' arrays once each; the demo's
+# collection only the current year's. Eight keeps recent years at hand without holding a decade.
+@lru_cache(maxsize=8)
+def _year(symbol: str, seed: int, year: int) -> dict[str, np.ndarray]:
+    arrays, _ = _generate_year(symbol, seed, year, _start_levels(symbol, seed)[year])
+    return arrays
+
+
+def _bars_between(symbol: str, seed: int, start_ns: int, end_ns: int) -> dict[str, np.ndarray]:
+    """The bars with start_ns <= ts < end_ns, as arrays."""
+    parts = []
+    for year in sorted(_sessions_by_year()):
+        year_start = np.datetime64(f"{year}-01-01", "ns").astype(np.int64)
+        year_end = np.datetime64(f"{year + 1}-01-01", "ns").astype(np.int64)
+        if year_end <= start_ns or year_start >= end_ns:
+            continue
+        arrays = _year(symbol, seed, year)
+        lo = np.searchsorted(arrays["ts"], start_ns, side="left")
+        hi = np.searchsorted(arrays["ts"], end_ns, side="left")
+        parts.append({name: values[lo:hi] for name, values in arrays.items()})
+    if len(parts) == 1:
+        return parts[0]
+    names = ("ts", "open", "high", "low", "close", "volume")
+    if not parts:
+        return {
+            name: np.empty(0, dtype=np.int64 if name in ("ts", "volume") else float)
+            for name in names
+        }
+    return {name: np.concatenate([part[name] for part in parts]) for name in names}
 
 
 class SyntheticProvider(BaseProvider):
@@ -98,18 +157,16 @@ class SyntheticProvider(BaseProvider):
     ) -> list[BarData]:
         if timeframe != "5Min":
             raise ValueError("the synthetic provider makes 5Min bars")
-        path = _path(symbol.upper(), self.seed)
-        lo = np.searchsorted(path["ts"], calendar._ns(start), side="left")
-        hi = np.searchsorted(path["ts"], calendar._ns(end), side="left")
         symbol = symbol.upper()
+        path = _bars_between(symbol, self.seed, calendar._ns(start), calendar._ns(end))
         # Rounded to cents as text in one vectorized step ("%.2f" rounds as format(v, ".2f")),
         # then one Decimal per value: a ten-year backfill makes millions of them.
         prices = {
-            name: np.char.mod("%.2f", path[name][lo:hi]).tolist()
+            name: np.char.mod("%.2f", path[name]).tolist()
             for name in ("open", "high", "low", "close")
         }
-        stamps = calendar.datetimes(path["ts"][lo:hi])
-        volumes = path["volume"][lo:hi].tolist()
+        stamps = calendar.datetimes(path["ts"])
+        volumes = path["volume"].tolist()
         out = []
         for i, (open_text, high_text, low_text, close_text) in enumerate(
             zip(prices["open"], prices["high"], prices["low"], prices["close"], strict=True)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from marketdata.providers.base import BarData, BaseProvider, ProviderError, Quote
+from tradingrobot.http import guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,13 @@ class WordPressProvider(BaseProvider):
         self.base_url = base_url.rstrip("/")
         self.tz = ZoneInfo(timezone or settings.WORDPRESS_TIMEZONE)
         self.timeout = timeout if timeout is not None else settings.WORDPRESS_TIMEOUT_SECONDS
-        self.session = requests.Session()
+        # No cross-origin redirect (the auth header would follow it), a total deadline and a
+        # body size cap (tradingrobot.http).
+        self.session = guarded_session(
+            timeout=self.timeout,
+            deadline=settings.OUTBOUND_HTTP_DEADLINE_SECONDS,
+            max_bytes=settings.OUTBOUND_HTTP_MAX_BYTES,
+        )
         header = auth_header if auth_header is not None else settings.WORDPRESS_AUTH_HEADER
         if header:
             name, _, value = header.partition(":")

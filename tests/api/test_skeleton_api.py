@@ -63,8 +63,11 @@ def test_same_routes_under_the_wordpress_prefix(reader, session, market):
     assert without_age(v1) == without_age(wp)
 
 
-def test_health_is_public_and_reports_parts(anonymous, market):
+def test_health_is_public_and_reports_parts_to_a_key(anonymous, reader, market):
     response = anonymous.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}  # details need a key (issue 14, finding 10)
+    response = reader.get("/api/v1/health")
     assert response.status_code == 200
     body = response.json()
     assert body["database"]["ok"] and body["redis"]["ok"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -87,6 +88,14 @@ def test_web_serves_http_and_ws_serves_websockets(tmp_path, read_key, session, m
         else:
             pytest.fail("web never answered:\n" + (tmp_path / "procfile.log").read_text()[-4000:])
         assert "gunicorn" in server.lower()
+        # ws starts beside web, not after it: wait until it listens too.
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "procfile.log").read_text()
+                time.sleep(0.3)
 
         status, body = _request(f"{web}/api/v1/status", read_key)
         assert status == 200 and body["halted"] is False
@@ -97,6 +106,15 @@ def test_web_serves_http_and_ws_serves_websockets(tmp_path, read_key, session, m
 
         status, token = _request(f"{web}/api/v1/websocket/token", read_key, b"{}")
         assert status == 201
+        # `ws` checks its bind address before daphne starts: wait for it to listen too.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "procfile.log").read_text()
+                time.sleep(0.3)
         first = asyncio.run(_first_message(f"{ws}/ws/updates?token={token['token']}"))
         assert first["type"] == "status" and first["payload"]["halted"] is True
     finally:

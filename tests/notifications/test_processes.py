@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,20 +19,12 @@ def test_a_worker_of_its_own_consumes_the_notifications_queue():
     assert processes["telegram"] == "python manage.py telegram_poll"
 
 
-def test_make_run_starts_the_notify_worker_and_telegram_only_with_a_token(monkeypatch, tmp_path):
-    from tradingrobot import launcher
+def test_make_run_starts_the_notify_worker_and_telegram_only_with_a_token():
+    from tradingrobot.launcher import default_processes, procfile_commands
 
-    started = {}
-
-    def fake_exec(path, argv, env):
-        started["argv"] = argv
-
-    for token in ("", "123:abc"):
-        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", token)
-        with (
-            mock.patch.object(launcher.subprocess, "run"),
-            mock.patch.object(launcher.os, "execvpe", fake_exec),
-        ):
-            launcher.main()
-        names = started["argv"][started["argv"].index("start") + 3 :]
-        assert "notify" in names and ("telegram" in names) == bool(token)
+    assert "notify" in default_processes({})
+    assert "telegram" not in default_processes({})
+    assert "telegram" in default_processes({"TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert set(default_processes({"TELEGRAM_BOT_TOKEN": "x"})) <= set(
+        procfile_commands(ROOT / "Procfile")
+    )

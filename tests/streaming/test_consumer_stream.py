@@ -62,7 +62,11 @@ publish = sync_to_async(send_now)
 
 async def test_session_cookie_from_own_origin_connects_and_gets_status_snapshot():
     cookie = await _session_cookie()
-    headers = [(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://127.0.0.1")]
+    headers = [
+        (b"cookie", f"sessionid={cookie}".encode()),
+        (b"origin", b"http://127.0.0.1:8000"),
+        (b"host", b"127.0.0.1:8000"),
+    ]
     communicator = await _connect("/ws/updates", headers=headers)
     try:
         hello = await _next(communicator)

@@ -15,6 +15,7 @@ from trading.models import (
     Trade,
     TradingSession,
 )
+from tradingrobot.api.fields import AsciiDecimalField
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -99,17 +100,17 @@ class OrderSubmitSerializer(serializers.Serializer):
 
     symbol = serializers.RegexField(r"^[A-Za-z][A-Za-z0-9.]{0,15}$", max_length=16)
     side = serializers.ChoiceField(choices=OrderSide.choices)
-    qty = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
+    qty = AsciiDecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
     type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.MARKET)
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
-    limit_price = serializers.DecimalField(
+    limit_price = AsciiDecimalField(
         max_digits=19,
         decimal_places=6,
         min_value=Decimal("0.000001"),
         required=False,
         allow_null=True,
     )
-    stop_price = serializers.DecimalField(
+    stop_price = AsciiDecimalField(
         max_digits=19,
         decimal_places=6,
         min_value=Decimal("0.000001"),
@@ -157,6 +158,8 @@ class HaltResultSerializer(serializers.Serializer):
     changed_at = serializers.DateTimeField(allow_null=True)
     canceled_orders = serializers.ListField(child=serializers.CharField())
     cancel_failed = serializers.ListField(child=serializers.DictField())
+    # Orders that filled between the listing and their cancel (their fills are recorded).
+    filled_orders = serializers.ListField(child=serializers.CharField())
     flatten_orders = OrderSerializer(many=True)
     flatten_failed = serializers.ListField(child=serializers.DictField())
 
@@ -188,7 +191,7 @@ class SessionSerializer(serializers.ModelSerializer):
 
 class SessionStartSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=SessionMode.choices, default=SessionMode.PAPER)
-    starting_cash = serializers.DecimalField(
+    starting_cash = AsciiDecimalField(
         max_digits=19, decimal_places=6, min_value=Decimal("0"), required=False
     )
     risk_limits = serializers.JSONField(required=False, default=dict)

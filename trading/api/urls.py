@@ -7,6 +7,11 @@ ID = r"(?P<order_id>[a-zA-Z0-9_-]+)"
 urlpatterns = [
     path("status", views.StatusView.as_view(), name="status"),
     path("trades", views.TradeListView.as_view(), name="trades"),
+    re_path(
+        r"^trades/(?P<trade_id>[a-zA-Z0-9_-]{1,64})$",
+        views.TradeDetailView.as_view(),
+        name="trade-detail",
+    ),
     path("positions", views.PositionListView.as_view(), name="positions"),
     path("account/info", views.AccountInfoView.as_view(), name="account-info"),
     path("portfolio", views.PortfolioView.as_view(), name="portfolio"),

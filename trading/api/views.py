@@ -36,6 +36,12 @@ def _actor(request) -> str:
     return str(request.user)[:150]
 
 
+def _order_source(request) -> str:
+    """The WordPress plugin labels its calls `X-TRP-Source: wordpress`; anything else is "api"."""
+    label = request.headers.get("X-TRP-Source", "").strip().lower()
+    return OrderSource.WORDPRESS if label == OrderSource.WORDPRESS else OrderSource.API
+
+
 class StatusView(APIView):
     """The robot's state. Cached per process for API_STATUS_CACHE_SECONDS (1) at most, and
     invalidated by every save of the kill switch, a session or an order, so a halt shows at once;
@@ -74,6 +80,22 @@ class TradeListView(generics.ListAPIView):
         trades = selectors.trades_list().select_related("order__strategy_config")
         symbol = self.request.query_params.get("symbol")
         return trades.filter(symbol=symbol.upper()) if symbol else trades
+
+
+class TradeDetailView(generics.RetrieveAPIView):
+    """GET trades/{id}: one fill."""
+
+    serializer_class = TradeSerializer
+
+    def get_object(self):
+        trade_id = self.kwargs["trade_id"]
+        found = None
+        if trade_id.isascii() and trade_id.isdigit() and len(trade_id) <= 18:
+            found = selectors.trades_list().select_related("order__strategy_config")
+            found = found.filter(pk=int(trade_id)).first()
+        if found is None:
+            raise NotFound(f"no trade {trade_id!r}", details={"id": trade_id})
+        return found
 
 
 class PositionListView(generics.ListAPIView):
@@ -139,7 +161,7 @@ class OrderSubmitView(generics.GenericAPIView):
     def post(self, request):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = services.order_submit(**body.validated_data, source=OrderSource.API)
+        result = services.order_submit(**body.validated_data, source=_order_source(request))
         # The event payload has OrderSerializer's exact shape (tests hold them equal) at a
         # hundredth of its cost, on the one route where every millisecond is an order's latency.
         return Response(
@@ -195,6 +217,7 @@ class StopTradingView(generics.GenericAPIView):
             "changed_at": result.switch.changed_at,
             "canceled_orders": [str(o.pk) for o in result.canceled],
             "cancel_failed": result.cancel_failed,
+            "filled_orders": [str(o.pk) for o in result.filled],
             "flatten_orders": result.flatten_orders,
             "flatten_failed": result.flatten_failed,
         }

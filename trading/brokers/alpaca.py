@@ -17,7 +17,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from trading.brokers.base import (
     BaseBroker,
@@ -77,24 +76,20 @@ ALPACA_STATUS_MAP: dict[str, str] = {
 OPEN_QUERY_STATUSES = {"open", "closed", "all"}
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """requests has no session-wide timeout and alpaca-py passes none: add one per request."""
-
-    def __init__(self, timeout: float, **kwargs: Any) -> None:
-        self._timeout = timeout
-        super().__init__(**kwargs)
-
-    def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
-
-
 def install_timeout(client: Any, timeout: float) -> None:
-    """Give an alpaca-py RESTClient's requests session a default timeout (seconds)."""
-    adapter = _TimeoutAdapter(timeout)
-    client._session.mount("http://", adapter)
-    client._session.mount("https://", adapter)
+    """Guard an alpaca-py RESTClient's requests session (alpaca-py passes no timeout): a default
+    timeout, a total deadline, a body size cap, and no redirect to another origin, which would
+    carry the APCA-API-KEY-ID/SECRET headers there (tradingrobot.http)."""
+    from django.conf import settings
+
+    from tradingrobot.http import guard_session
+
+    guard_session(
+        client._session,
+        timeout=timeout,
+        deadline=settings.OUTBOUND_HTTP_DEADLINE_SECONDS,
+        max_bytes=settings.OUTBOUND_HTTP_MAX_BYTES,
+    )
 
 
 def disable_sdk_retry(client: Any) -> None:

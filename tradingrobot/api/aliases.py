@@ -21,6 +21,7 @@ from trading import services as trading_services
 from trading.api.views import StatusView
 from trading.exceptions import UnknownSymbol
 from trading.models import ApiKey, OrderSide, OrderSource, OrderType, TimeInForce
+from tradingrobot.api.fields import AsciiDecimalField
 from tradingrobot.api.permissions import HasTradeScope
 from tradingrobot.api.selectors import ohlcv_rows, portfolio_payload
 
@@ -85,15 +86,15 @@ class AliasMarketDataView(AliasErrorMixin, APIView):
 
 
 class TradeRequest(serializers.Serializer):
-    quantity = serializers.DecimalField(
+    quantity = AsciiDecimalField(
         max_digits=18, decimal_places=6, min_value=0, help_text="Shares to buy or sell (> 0)."
     )
     type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.MARKET)
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
-    limit_price = serializers.DecimalField(
+    limit_price = AsciiDecimalField(
         max_digits=18, decimal_places=6, min_value=0, required=False, allow_null=True
     )
-    stop_price = serializers.DecimalField(
+    stop_price = AsciiDecimalField(
         max_digits=18, decimal_places=6, min_value=0, required=False, allow_null=True
     )
     client_order_id = serializers.CharField(

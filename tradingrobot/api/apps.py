@@ -13,6 +13,10 @@ class ApiConfig(AppConfig):
 
         from strategies.models import StrategyConfig
         from trading.models import ApiKey, KillSwitch, Order, Trade, TradingSession
+
+        # Every Django process loads the project's Celery app before any task is sent, so that
+        # shared_task binds to it (the package __init__ no longer imports it; see there).
+        from tradingrobot import celery  # noqa: F401
         from tradingrobot.api import cache
         from tradingrobot.api.authentication import verified_keys_clear
 
@@ -41,3 +45,9 @@ class ApiConfig(AppConfig):
 
         post_save.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache")
         post_delete.connect(forget_keys, sender=ApiKey, dispatch_uid="api-key-cache-d")
+        # A deactivated or deleted owner takes their keys with them, at once in this process.
+        from django.conf import settings
+
+        user_model = settings.AUTH_USER_MODEL
+        post_save.connect(forget_keys, sender=user_model, dispatch_uid="api-key-cache-user")
+        post_delete.connect(forget_keys, sender=user_model, dispatch_uid="api-key-cache-user-d")

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
 from trading.models import ApiKey
+from tradingrobot.api import auth_failures
 
 
 class ApiKeyUser(AnonymousUser):
@@ -32,8 +33,10 @@ class ApiKeyUser(AnonymousUser):
 
 
 # Verified keys, per process, for API_KEY_CACHE_SECONDS: a key lookup is a query plus a hash,
-# on every request. Saving or deleting a key clears this process's entries at once
-# (tradingrobot.api.apps); other processes see a revocation within the interval.
+# on every request. Saving or deleting a key or a user clears this process's entries at once
+# (tradingrobot.api.apps); other processes, and writes that send no signal
+# (`QuerySet.update(revoked=True)`, `update(is_active=False)`), take effect within the interval,
+# when the key is looked up again.
 _verified: dict[str, tuple[float, object, ApiKey]] = {}
 _MAX_CACHED = 1024
 
@@ -42,19 +45,36 @@ def verified_keys_clear() -> None:
     _verified.clear()
 
 
-def _lookup(raw: str):
-    digest = hashlib.sha256(raw.encode()).hexdigest()
+def key_principal(key: ApiKey):
+    """The user a usable key acts as, or None if the key must not work: revoked, expired, or
+    owned by a user who is inactive (a deactivated user's keys stop with them)."""
+    if key.revoked or key.has_expired:
+        return None
+    if key.owner_id is None:
+        return ApiKeyUser(key)
+    owner = key.owner
+    return owner if owner.is_active else None
+
+
+def _lookup(raw: str, request=None):
+    digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
     now = time.monotonic()
     hit = _verified.get(digest)
     if hit is not None and hit[0] > now:
         return hit[1], hit[2]
+    if request is not None:
+        auth_failures.refuse_if_throttled(request)
     try:
         key = ApiKey.objects.get_from_key(raw)
     except (ApiKey.DoesNotExist, ValueError):
-        raise exceptions.AuthenticationFailed("Invalid API key.") from None
-    if key.revoked or key.has_expired:
-        raise exceptions.AuthenticationFailed("API key revoked or expired.")
-    user = key.owner if key.owner_id and key.owner.is_active else ApiKeyUser(key)
+        key = None
+    user = key_principal(key) if key is not None else None
+    if user is None:
+        if request is not None:
+            auth_failures.failure_record(request)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        raise exceptions.AuthenticationFailed("API key revoked, expired or its owner inactive.")
     seconds = settings.API_KEY_CACHE_SECONDS
     if seconds > 0:
         if len(_verified) >= _MAX_CACHED:
@@ -77,7 +97,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Authorization header must be 'Bearer <api key>'."
             )
-        user, key = _lookup(parts[1])
+        user, key = _lookup(parts[1], request)
         if key.has_expired:  # the expiry may pass while the key is cached
             raise exceptions.AuthenticationFailed("API key revoked or expired.")
         return user, key

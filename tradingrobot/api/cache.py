@@ -39,6 +39,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tradingrobot import redis_outage
+
 logger = logging.getLogger(__name__)
 
 # Stamp names: what a cached answer depends on.
@@ -62,8 +64,10 @@ def bump(*names: str) -> None:
     stamp = _new_stamp()
     try:
         cache.set_many({_STAMP_KEY.format(name): stamp for name in names}, timeout=None)
-    except Exception:  # noqa: BLE001 - answers then live out their time bucket at most
-        logger.warning("could not invalidate cached API answers %s", names, exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - answers then live out their time bucket at most
+        redis_outage.failure("API cache invalidation", exc)
+    else:
+        redis_outage.recovered()
 
 
 def bump_on_commit(*names: str) -> None:
@@ -112,8 +116,8 @@ def stamps(keys: list[str], read_ahead: dict[str, object] | None = None) -> tupl
                 for key in absent:
                     cache.add(key, _new_stamp(), timeout=None)  # keeps one set meanwhile
                 found.update(cache.get_many(absent))
-        except Exception:  # noqa: BLE001 - no stamps: computed per request, never a 500
-            logger.warning("could not read API cache stamps; answering uncached", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - no stamps: computed per request, never a 500
+            redis_outage.failure("API cache stamps", exc)
             return None
     if len(found) != len(keys):
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -29,14 +29,38 @@ DRF_CODES = {
 }
 
 
+def _printable(value: Any) -> Any:
+    """`value` with every string made encodable: an unpaired surrogate a client sent must not be
+    echoed back (rendering it as UTF-8 fails, which was a 500)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
-    if isinstance(exc, Http404):
+        return Response(
+            _printable(error_body(exc.code, exc.message, exc.details)), status=exc.status_code
+        )
+    if isinstance(exc, RequestDataTooBig):
+        from tradingrobot.api.parsers import RequestTooLarge
+
+        exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):  # too many fields, a bad header, ...
+        exc = exceptions.ParseError("The request is malformed.")
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -58,7 +82,9 @@ def exception_handler(exc, context):
         details = {}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         details = {"retry_after": int(exc.wait + 0.999)}
-    response.data = error_body(code, message, details)
+    if getattr(exc, "default_code", None) == "request_too_large":
+        code = "request_too_large"
+    response.data = _printable(error_body(code, message, details))
     return response
 
 

@@ -1,11 +1,13 @@
 """Scopes: an API key is `read` or `trade` (trade includes read). A logged-in dashboard user
-(session) may read; staff users may also trade."""
+(session) may read; users with the `trading.trade` permission (directly, through a group, or as
+superuser) may also trade. Staff status alone is not a grant (trading.permissions)."""
 
 from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
 from trading.models import ApiKey, ApiScope
+from trading.permissions import user_can_trade
 
 
 def _scope(request) -> str | None:
@@ -13,7 +15,7 @@ def _scope(request) -> str | None:
         return request.auth.scope
     user = request.user
     if user is not None and user.is_authenticated:
-        return ApiScope.TRADE if user.is_staff else ApiScope.READ
+        return ApiScope.TRADE if user_can_trade(user) else ApiScope.READ
     return None
 
 

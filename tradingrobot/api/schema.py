@@ -207,11 +207,13 @@ class FreshnessSerializer(serializers.Serializer):
 
 
 class HealthSerializer(serializers.Serializer):
+    """Anonymous callers get `status` only; the rest needs read scope."""
+
     status = serializers.ChoiceField(choices=["ok", "degraded"])
-    database = CheckSerializer()
-    redis = CheckSerializer()
-    market_data = FreshnessSerializer()
-    halted = serializers.BooleanField(allow_null=True)
+    database = CheckSerializer(required=False)
+    redis = CheckSerializer(required=False)
+    market_data = FreshnessSerializer(required=False)
+    halted = serializers.BooleanField(allow_null=True, required=False)
 
 
 class WebSocketTokenSerializer(serializers.Serializer):

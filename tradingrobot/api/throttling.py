@@ -10,12 +10,11 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from trading.models import ApiKey
+from tradingrobot import redis_outage
 
 logger = logging.getLogger(__name__)
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-_last_warning = 0.0
 
 
 def parse_rate(rate: str | None) -> tuple[int, int] | None:
@@ -61,9 +60,10 @@ class KeyRateThrottle(BaseThrottle):
         read_ahead = stamp_keys() if stamp_keys is not None and request.method == "GET" else []
         try:
             used, values = _count(key, timeout=period + 1, read_ahead=read_ahead)
-        except Exception:  # noqa: BLE001 - any cache failure: fail open
-            _warn_cache_down()
+        except Exception as exc:  # noqa: BLE001 - any cache failure: fail open
+            redis_outage.failure("rate limit", exc)
             return True
+        redis_outage.recovered()
         if read_ahead:
             request.read_ahead = values
         if used > count:
@@ -89,11 +89,3 @@ def _count(key: str, *, timeout: int, read_ahead: list[str]) -> tuple[int, dict]
             cache.add(key, 1, timeout=timeout)
             used = 1
     return used, cache.get_many(read_ahead) if read_ahead else {}
-
-
-def _warn_cache_down() -> None:
-    global _last_warning
-    now = time.monotonic()
-    if now - _last_warning > 10:
-        _last_warning = now
-        logger.warning("throttling skipped: the cache is unavailable", exc_info=True)

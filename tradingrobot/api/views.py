@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from tradingrobot.api.permissions import HasReadScope
 
 
 def _check_database() -> dict:
@@ -28,10 +32,22 @@ def _check_redis() -> dict:
 
 
 class HealthView(APIView):
-    """Public: is the database up, is Redis up, how old is the newest bar, is trading halted."""
+    """Is the database up, is Redis up, how old is the newest bar, is trading halted.
 
-    authentication_classes: list = []
+    Public for load balancers, but anonymous callers get the overall status only: the details
+    (upstream error text with URLs, the provider's breaker, the symbols) need a key or a
+    logged-in user with read scope.
+    """
+
     permission_classes = [AllowAny]
+
+    def perform_authentication(self, request) -> None:
+        # A bad or revoked key gets the anonymous answer, not a 401: a load balancer's probe
+        # must not fail over a key (the failure still counts towards the per-IP throttle).
+        try:
+            request.user  # noqa: B018 - authenticates
+        except AuthenticationFailed:
+            request.user, request.auth = AnonymousUser(), None
 
     def get(self, request):
         database = _check_database()
@@ -55,6 +71,9 @@ class HealthView(APIView):
             market_data.update(market_data_health())
             halted = kill_switch_get().engaged
         ok = database["ok"] and redis["ok"]
+        status_code = 200 if database["ok"] else 503
+        if not HasReadScope().has_permission(request, self):
+            return Response({"status": "ok" if ok else "degraded"}, status=status_code)
         body = {
             "status": "ok" if ok else "degraded",
             "database": database,
@@ -62,7 +81,7 @@ class HealthView(APIView):
             "market_data": market_data,
             "halted": halted,
         }
-        return Response(body, status=200 if database["ok"] else 503)
+        return Response(body, status=status_code)
 
 
 class DashboardOverviewView(APIView):

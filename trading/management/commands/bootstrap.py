@@ -59,7 +59,10 @@ class Command(BaseCommand):
                     f"  admin         {base}/admin/",
                     f"  health        {base}/api/v1/health",
                     f"  websocket     ws://127.0.0.1:{port}/ws/updates",
-                    f"  login         {credentials['username']} / {credentials['password']}",
+                    f"  login         {credentials['username']} / {credentials['password']}"
+                    if credentials["password"]
+                    else f"  login         {credentials['username']} (an existing account: left"
+                    " unchanged, use its own password)",
                     f"  API key       {credentials['api_key']}  (scope: trade)",
                     f"  try           curl -H 'Authorization: Bearer {credentials['api_key']}'"
                     f" {base}/api/v1/status",
@@ -72,21 +75,29 @@ class Command(BaseCommand):
         )
 
     def _demo_credentials(self) -> dict:
+        """The demo login and key. Never modifies an existing user: if an `admin` account
+        exists that this command did not create, it is left exactly as it is (its password is
+        its owner's) and the demo key is made without an owner."""
         path = settings.VAR_DIR / "demo_credentials.json"
         User = get_user_model()
         if path.exists():
             stored = json.loads(path.read_text())
-            if User.objects.filter(username=stored["username"]).exists():
+            owner_ok = (
+                stored.get("password") is None
+                or User.objects.filter(username=stored["username"]).exists()
+            )
+            if (
+                owner_ok
+                and ApiKey.objects.filter(prefix=stored["api_key"].partition(".")[0]).exists()
+            ):
                 return stored
         password = secrets.token_urlsafe(12)
-        user, _ = User.objects.get_or_create(
-            username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
-        )
-        user.is_staff = user.is_superuser = True
-        user.set_password(password)
-        user.save()
+        if User.objects.filter(username=DEMO_USER).exists():
+            user, password = None, None
+        else:
+            user = User.objects.create_superuser(username=DEMO_USER, email="", password=password)
         _key, raw = ApiKey.objects.create_key(name="demo", scope=ApiScope.TRADE, owner=user)
-        stored = {"username": user.username, "password": password, "api_key": raw}
+        stored = {"username": DEMO_USER, "password": password, "api_key": raw}
         path.write_text(json.dumps(stored))
         path.chmod(0o600)
         return stored
