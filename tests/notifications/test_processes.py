@@ -15,6 +15,9 @@ def _procfile() -> dict[str, str]:
 def test_a_worker_of_its_own_consumes_the_notifications_queue():
     processes = _procfile()
     assert "-Q notifications" in processes["notify"]
+    # `make run` sets BEAT_IN_WORKER for its one trading worker: this one must not run a second
+    # scheduler (every periodic job would run twice).
+    assert processes["notify"].startswith("env BEAT_IN_WORKER=false ")
     assert "-Q" not in processes["worker"]  # trading's worker never waits on a receiver
     assert processes["telegram"] == "python manage.py telegram_poll"
 
