@@ -50,7 +50,11 @@ def inbox_key() -> str:
 
 
 def push(notices: list[Notice]) -> None:
-    _redis().lpush(inbox_key(), *[json.dumps(n.as_dict(), default=str) for n in notices])
+    # The stream's client (1-s timeouts): with Redis down, an order waits no longer here than
+    # its events already do.
+    from streaming.redis import client
+
+    client().lpush(inbox_key(), *[json.dumps(n.as_dict(), default=str) for n in notices])
 
 
 def drain_once(token: str) -> int:
