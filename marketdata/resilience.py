@@ -81,6 +81,10 @@ def breaker_check(*, provider: str, now: datetime | None = None) -> None:
 
 def breaker_record_success(*, provider: str, now: datetime | None = None) -> None:
     now = now or timezone.now()
+    reopened = ProviderBreaker.objects.filter(provider=provider, opened_until__isnull=False)
+    if reopened.update(failures=0, opens=0, opened_until=None, last_success_at=now):
+        _alert_breaker(provider, "circuit_breaker.recovered", now, "info", "answers again")
+        return
     updated = ProviderBreaker.objects.filter(provider=provider).update(
         failures=0, opens=0, opened_until=None, last_success_at=now
     )
@@ -113,7 +117,34 @@ def breaker_record_failure(*, provider: str, error: str, now: datetime | None = 
             cooldown,
         )
     state.save()
+    if opened:
+        _alert_breaker(
+            provider,
+            "circuit_breaker.open",
+            state.opened_until,
+            "warning",
+            f"is failing ({state.last_error[:200]}); not called until "
+            f"{state.opened_until:%H:%M:%S} UTC",
+        )
     return opened
+
+
+def _alert_breaker(provider: str, kind: str, when: datetime, severity: str, text: str) -> None:
+    from streaming import events
+    from streaming.publish import publish
+
+    title = "open" if kind.endswith("open") else "recovered"
+    publish(
+        events.ALERT,
+        {
+            "id": f"{kind}:{provider}:{events.iso_utc(when)}",
+            "kind": kind,
+            "severity": severity,
+            "title": f"Market-data circuit breaker {title}: {provider}",
+            "text": f"Provider {provider} {text}.",
+            "data": {"provider": provider},
+        },
+    )
 
 
 def breaker_state(*, provider: str, now: datetime | None = None) -> dict:

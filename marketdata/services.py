@@ -315,8 +315,34 @@ def bars_collect(
             if bars:
                 result.new_bars[symbol] = bars[-1]
                 publish(events.MARKET_DATA, bar_payload(bars[-1]))
+    if result.errors:
+        _alert_stale(list(result.errors))
     result.market_time = selectors.market_now()
     return result
+
+
+def _alert_stale(symbols: list[str]) -> None:
+    """An `alert` for each symbol whose data went stale; one id per stale spell (its last
+    success), so the trader hears it once, not at every failed collection."""
+    feeds = selectors.feed_staleness(symbols, with_errors=True)
+    stale = [s for s in symbols if feeds[s]["stale"]]
+    since = dict(
+        SymbolFeed.objects.filter(symbol__in=stale).values_list("symbol", "last_success_at")
+    )
+    for symbol in stale:
+        last = since.get(symbol)
+        publish(
+            events.ALERT,
+            {
+                "id": f"market_data.stale:{symbol}:{events.iso_utc(last) if last else 'never'}",
+                "kind": "market_data.stale",
+                "severity": "warning",
+                "title": f"Market data stale: {symbol}",
+                "text": f"No data for {symbol} since "
+                f"{events.iso_utc(last) if last else 'ever'}: {feeds[symbol]['last_error']}"[:500],
+                "data": {"symbol": symbol, "age_seconds": feeds[symbol]["age_seconds"]},
+            },
+        )
 
 
 def bar_payload(bar: BarData | Bar) -> dict:

@@ -182,6 +182,29 @@ def _record_run(config: StrategyConfig, decisions: list[SymbolDecision] | None, 
         last_run_at=now, last_signal=signal, last_error=error
     )
     config.last_run_at, config.last_signal, config.last_error = now, signal, error
+    if error:
+        _alert_error(config, error, now)
+
+
+def _alert_error(config: StrategyConfig, error: str, now: datetime) -> None:
+    """An `alert` per config, distinct error and day: a repeating error is heard once a day."""
+    import hashlib
+
+    from streaming import events
+    from streaming.publish import publish
+
+    digest = hashlib.sha256(error.encode()).hexdigest()[:12]
+    publish(
+        events.ALERT,
+        {
+            "id": f"strategy.error:{config.pk}:{now:%Y-%m-%d}:{digest}",
+            "kind": "strategy.error",
+            "severity": "warning",
+            "title": f"Strategy error: {config.name}",
+            "text": error[:500],
+            "data": {"strategy_config_id": config.pk, "plugin": config.plugin},
+        },
+    )
 
 
 def strategy_run_now(*, config: StrategyConfig) -> list[SymbolDecision]:

@@ -18,6 +18,8 @@ STATUS = "status"
 ERROR = "error"
 PONG = "pong"
 RESEARCH_PROGRESS = "research_progress"  # a research run's status and progress (0 to 1)
+# A notice with no state event of its own (breaker, stale data, strategy error): notifications.
+ALERT = "alert"
 
 TYPES = frozenset(
     {
@@ -30,6 +32,7 @@ TYPES = frozenset(
         ERROR,
         PONG,
         RESEARCH_PROGRESS,
+        ALERT,
     }
 )
 

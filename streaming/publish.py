@@ -12,6 +12,7 @@ to some symbols must not see gaps for the others), every other type shares the `
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -25,6 +26,14 @@ logger = logging.getLogger(__name__)
 # Wire format on the pub/sub channel: b"<type> <symbol>\n" + the JSON envelope, so that web
 # processes can route and filter without parsing JSON.
 HEADER_END = b"\n"
+
+# Called with each committed batch of events, after it is sent (notifications subscribes here).
+_subscribers: list[Callable[[list[tuple[str, dict[str, Any]]]], None]] = []
+
+
+def subscribe(callback: Callable[[list[tuple[str, dict[str, Any]]]], None]) -> None:
+    if callback not in _subscribers:
+        _subscribers.append(callback)
 
 
 def stream_of(type_: str, payload: dict[str, Any]) -> str:
@@ -40,7 +49,16 @@ def publish(type_: str, payload: dict[str, Any]) -> None:
 def publish_many(items: list[tuple[str, dict[str, Any]]]) -> None:
     """Publish several events, in this order, after the surrounding transaction commits."""
     _check_types(items)  # now, in the caller, not later in a commit hook
-    transaction.on_commit(lambda: send_many_now(items))
+    transaction.on_commit(lambda: _after_commit(items))
+
+
+def _after_commit(items: list[tuple[str, dict[str, Any]]]) -> None:
+    send_many_now(items)
+    for callback in _subscribers:
+        try:
+            callback(items)
+        except Exception:  # noqa: BLE001 - a subscriber must never break the producer
+            logger.warning("event subscriber %s failed", callback, exc_info=True)
 
 
 def send_now(type_: str, payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -28,11 +28,22 @@ from tradingrobot.embedded_redis import EmbeddedRedis, var_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 # Beat runs as a thread of the one worker (BEAT_IN_WORKER, tradingrobot/celery.py), and that
-# worker takes the research queue too: a process of its own would cost ~90 MB for a scheduler
-# that sends a few messages a minute, ~150 MB for a research worker that is mostly idle.
+# worker takes the research and notifications queues too: a process of its own would cost ~90 MB
+# for a scheduler that sends a few messages a minute, ~150 MB for a research worker that is mostly
+# idle, ~100 MB for notifications. Production runs them apart (Procfile).
 PROCESSES = ["ws", "worker"]
 STOP_TIMEOUT_SECONDS = 10.0
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+
+
+def _server_of(queue: str) -> str:
+    """The Procfile process that serves a Celery queue of its own."""
+    return {"research": "research", "notifications": "notify"}[queue]
+
+
+def default_processes(environ: dict[str, str]) -> list[str]:
+    """PROCESSES, plus the Telegram poller when a bot token is set."""
+    return PROCESSES + (["telegram"] if environ.get("TELEGRAM_BOT_TOKEN") else [])
 
 
 def procfile_commands(path: Path) -> dict[str, str]:
@@ -142,9 +153,14 @@ def process_env(
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
     if "beat" not in names:
         env.setdefault("BEAT_IN_WORKER", "true")
-    if "research" not in names:
-        # The one worker takes research runs too, one at a time (strategies.research.tasks).
-        env.setdefault("WORKER_QUEUES", "celery,research")
+    # The one worker takes the queues no process of their own serves: research runs (one at a
+    # time: strategies.research.tasks) and notification deliveries (at most
+    # NOTIFICATIONS_CHANNEL_CONCURRENCY in flight per channel), with threads to spare for
+    # collection and orders however slow a receiver is.
+    extra = [queue for queue in ("research", "notifications") if _server_of(queue) not in names]
+    if extra:
+        env.setdefault("WORKER_QUEUES", ",".join(["celery", *extra]))
+        env.setdefault("WORKER_CONCURRENCY", "8")
     return env
 
 
@@ -152,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the system on embedded defaults.")
     parser.add_argument(
         "--processes",
-        default=",".join(PROCESSES),
-        help="Procfile processes to start (default: ws,worker; with web, ws serves WS_PORT, "
+        default=",".join(default_processes(dict(os.environ))),
+        help="Procfile processes to start (default: ws,worker, and telegram when "
+        "TELEGRAM_BOT_TOKEN is set; with web, ws serves WS_PORT, "
         "default PORT+1; with beat, the worker runs no scheduler of its own)",
     )
     names = [name for name in parser.parse_args(argv).processes.split(",") if name]

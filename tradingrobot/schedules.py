@@ -8,7 +8,7 @@ import json
 import os
 
 from django.conf import settings
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 SNAPSHOT_INTERVAL_SECONDS = 5
 
@@ -29,6 +29,7 @@ def schedules_ensure() -> None:
             "COLLECT_INTERVAL_SECONDS" in os.environ,
         ),
         ("Stream status snapshot", "streaming.snapshot", SNAPSHOT_INTERVAL_SECONDS, False),
+        ("Retry overdue notifications", "notifications.sweep", 30, False),
         # An order a crashed web worker left pending_submit is settled by the first reconcile
         # after its send lease: within ORDER_SEND_LEASE_SECONDS + this interval.
         (
@@ -46,3 +47,16 @@ def schedules_ensure() -> None:
         if not created and force and job.interval and job.interval.every != seconds:
             job.interval = _interval(seconds)
             job.save(update_fields=["interval"])
+    # After the NYSE close (early closes are earlier still), New York time, weekdays.
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="15",
+        hour="16",
+        day_of_week="1-5",
+        day_of_month="*",
+        month_of_year="*",
+        timezone="America/New_York",
+    )
+    PeriodicTask.objects.get_or_create(
+        name="Daily summary notification",
+        defaults={"task": "notifications.daily_summary", "crontab": crontab, "args": "[]"},
+    )

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "strategies",
     "strategies.research",
     "streaming",
+    "notifications",
     # Login throttling (dashboard and admin): after its auth app, last.
     "axes",
 ]
@@ -376,6 +377,28 @@ RESEARCH_MAX_ACTIVE_TRADE = env.int("RESEARCH_MAX_ACTIVE_TRADE", default=3)
 RESEARCH_MAX_ACTIVE = env.int("RESEARCH_MAX_ACTIVE", default=6)
 RESEARCH_MAX_COMBOS = env.int("RESEARCH_MAX_COMBOS", default=5000)
 RESEARCH_PROCESSES = env.int("RESEARCH_PROCESSES", default=0)
+
+# --- Notifications (README "Notifications") ----------------------------------------------------
+NOTIFICATIONS_ENABLED = env.bool("NOTIFICATIONS_ENABLED", default=True)
+NOTIFICATIONS_WEBHOOK_URL = env.str("NOTIFICATIONS_WEBHOOK_URL", default="")
+NOTIFICATIONS_WEBHOOK_SECRET = env.str("NOTIFICATIONS_WEBHOOK_SECRET", default="")
+NOTIFICATIONS_EMAIL_TO = env.list("NOTIFICATIONS_EMAIL_TO", default=[])
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
+TELEGRAM_CHAT_ID = env.list("TELEGRAM_CHAT_ID", default=[])
+TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")
+NOTIFICATIONS_TIMEOUT_SECONDS = env.float("NOTIFICATIONS_TIMEOUT_SECONDS", default=5)
+NOTIFICATIONS_MAX_RESPONSE_BYTES = env.int("NOTIFICATIONS_MAX_RESPONSE_BYTES", default=65536)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=12)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("NOTIFICATIONS_RETRY_BASE_SECONDS", default=1)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("NOTIFICATIONS_RETRY_MAX_SECONDS", default=300)
+NOTIFICATIONS_CHANNEL_CONCURRENCY = env.int("NOTIFICATIONS_CHANNEL_CONCURRENCY", default=4)
+CELERY_TASK_ROUTES = {"notifications.*": {"queue": "notifications"}}
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tradingrobot@localhost")
 
 # --- Logging -------------------------------------------------------------------------------------
 LOGGING = {

@@ -32,6 +32,9 @@ class Command(BaseCommand):
 
         session = session_ensure_running()
         schedules_ensure()
+        from notifications.services import channels_sync_from_env
+
+        channels_sync_from_env()
         bars_collect()
         if no_demo:
             return
