@@ -132,6 +132,85 @@ def run_backtest(
     # Fill bars: wherever the held exposure changes (bar 0 is flat, so never a fill).
     changes = np.flatnonzero(held[1:] != held[:-1]) + 1 if n > 1 else np.empty(0, np.int64)
     change_target = held[changes]
+    f = fills_compute(open_, changes, change_target, n, fee, slip, fixed, initial_cash)
+    state_cash, state_qty, state_held = fill_states(f, change_target, initial_cash)
+    run_lengths = np.diff(np.concatenate(([0], changes, [n])))
+    units = np.repeat(state_qty, run_lengths)
+    positions = np.repeat(state_held, run_lengths)
+    equity = np.repeat(state_cash, run_lengths)
+    equity += units * close
+
+    trades = _trade_records(
+        f.n_trades,
+        f.entry_bar,
+        f.exit_bar,
+        f.has_exit,
+        f.sign,
+        f.t,
+        f.qty,
+        f.entry_px,
+        f.exit_px,
+        close[-1] if n else np.nan,
+        f.notional,
+        f.cash_before,
+        f.cash_after,
+        f.cash_in_trade,
+        fee,
+        fixed,
+        ts_ns,
+    )
+    closed_pnls = trades["pnl"][~trades["is_open"]]
+    metrics = (
+        compute_metrics(equity, ts_ns, closed_pnls, positions, periods_per_year)
+        if with_metrics
+        else {}
+    )
+    return BacktestResult(
+        equity=equity,
+        positions=positions,
+        units=units,
+        trades=trades,
+        metrics=metrics,
+        timestamps=ts_ns,
+        params=settings,
+    )
+
+
+@dataclass(frozen=True)
+class Fills:
+    """Every trade a target path makes: where it enters and exits, at what prices, and the cash
+    before, in and after it. Shared by `run_backtest` and the optimiser's grid rows, so both do
+    the same arithmetic, operation for operation (the same floats)."""
+
+    changes: np.ndarray  # bars where the held exposure changes
+    is_entry: np.ndarray  # per change: does it open a trade
+    entry_change: np.ndarray  # positions of the entries within `changes`
+    entry_bar: np.ndarray
+    exit_bar: np.ndarray
+    has_exit: np.ndarray
+    t: np.ndarray  # each trade's target exposure
+    sign: np.ndarray
+    qty: np.ndarray
+    entry_px: np.ndarray
+    exit_px: np.ndarray
+    notional: np.ndarray
+    cash_before: np.ndarray
+    cash_in_trade: np.ndarray
+    cash_after: np.ndarray  # only meaningful for closed trades
+    n_trades: int  # trades before the cash could no longer pay the fixed fee
+
+
+def fills_compute(
+    open_: np.ndarray,
+    changes: np.ndarray,
+    change_target: np.ndarray,
+    n: int,
+    fee: float,
+    slip: float,
+    fixed: float,
+    initial_cash: float,
+) -> Fills:
+    """The trades of a target path whose exposure changes to `change_target` at `changes`."""
     is_entry = change_target != 0.0
     entry_change = np.flatnonzero(is_entry)  # positions within `changes`
     entry_bar = changes[entry_change]
@@ -158,66 +237,48 @@ def run_backtest(
     ruined = np.flatnonzero(cash_before <= fixed)
     n_trades = int(ruined[0]) if ruined.shape[0] else entry_bar.shape[0]
     notional = abs_t * (cash_before - fixed) / (1.0 + fee)
-    qty = sign * notional / entry_px
-    cash_in_trade = cash_before - fixed - notional * (fee + sign)
-    cash_after = alpha * cash_before + beta  # only meaningful for closed trades
+    return Fills(
+        changes=changes,
+        is_entry=is_entry,
+        entry_change=entry_change,
+        entry_bar=entry_bar,
+        exit_bar=exit_bar,
+        has_exit=has_exit,
+        t=t,
+        sign=sign,
+        qty=sign * notional / entry_px,
+        entry_px=entry_px,
+        exit_px=exit_px,
+        notional=notional,
+        cash_before=cash_before,
+        cash_in_trade=cash_before - fixed - notional * (fee + sign),
+        cash_after=alpha * cash_before + beta,
+        n_trades=n_trades,
+    )
 
-    # Per-fill state (cash, qty, exposure), then repeated over the bars until the next fill.
-    kidx = np.cumsum(is_entry) - 1  # for an exit-only change: the trade being closed
-    state_cash = np.empty(changes.shape[0] + 1, dtype=np.float64)
-    state_qty = np.zeros(changes.shape[0] + 1, dtype=np.float64)
-    state_held = np.zeros(changes.shape[0] + 1, dtype=np.float64)
+
+def fill_states(
+    f: Fills, held_values: np.ndarray, initial_cash: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cash, units, held) after each fill, the first entry before any: each holds until the next
+    fill. `held_values` is what `held` records per change (exposure, or entered as bool)."""
+    size = f.changes.shape[0] + 1
+    kidx = np.cumsum(f.is_entry) - 1  # for an exit-only change: the trade being closed
+    state_cash = np.empty(size, dtype=np.float64)
+    state_qty = np.zeros(size, dtype=np.float64)
+    state_held = np.zeros(size, dtype=held_values.dtype)
     state_cash[0] = initial_cash
-    if changes.shape[0]:
+    if f.changes.shape[0]:
         safe_k = np.maximum(kidx, 0)
-        state_cash[1:] = np.where(is_entry, cash_in_trade[safe_k], cash_after[safe_k])
-        state_qty[1:][entry_change] = qty
-        state_held[1:] = change_target
-        if n_trades < entry_bar.shape[0]:
-            cut = entry_change[n_trades] + 1
-            state_cash[cut:] = cash_before[n_trades]
+        state_cash[1:] = np.where(f.is_entry, f.cash_in_trade[safe_k], f.cash_after[safe_k])
+        state_qty[1:][f.entry_change] = f.qty
+        state_held[1:] = held_values
+        if f.n_trades < f.entry_bar.shape[0]:
+            cut = f.entry_change[f.n_trades] + 1
+            state_cash[cut:] = f.cash_before[f.n_trades]
             state_qty[cut:] = 0.0
-            state_held[cut:] = 0.0
-    run_lengths = np.diff(np.concatenate(([0], changes, [n])))
-    units = np.repeat(state_qty, run_lengths)
-    positions = np.repeat(state_held, run_lengths)
-    equity = np.repeat(state_cash, run_lengths)
-    equity += units * close
-
-    trades = _trade_records(
-        n_trades,
-        entry_bar,
-        exit_bar,
-        has_exit,
-        sign,
-        t,
-        qty,
-        entry_px,
-        exit_px,
-        close[-1] if n else np.nan,
-        notional,
-        cash_before,
-        cash_after,
-        cash_in_trade,
-        fee,
-        fixed,
-        ts_ns,
-    )
-    closed_pnls = trades["pnl"][~trades["is_open"]]
-    metrics = (
-        compute_metrics(equity, ts_ns, closed_pnls, positions, periods_per_year)
-        if with_metrics
-        else {}
-    )
-    return BacktestResult(
-        equity=equity,
-        positions=positions,
-        units=units,
-        trades=trades,
-        metrics=metrics,
-        timestamps=ts_ns,
-        params=settings,
-    )
+            state_held[cut:] = 0
+    return state_cash, state_qty, state_held
 
 
 def _solve_affine(

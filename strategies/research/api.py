@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -107,53 +112,41 @@ def _body(request) -> dict:
     return dict(request.data)
 
 
-class StrategyBacktestJobView(generics.GenericAPIView):
+QUEUED = {
+    202: OpenApiResponse(
+        ResearchRunSerializer, description="Queued; `url` (and Location) is the run."
+    )
+}
+
+
+class _StrategyRunView(generics.GenericAPIView):
+    # POST a run of one kind for a strategy config: 202 with the run's URL (no docstring: it
+    # would become every subclass's OpenAPI description).
+
+    kind: str
+
+    def post(self, request, id):
+        config = strategy_selectors.strategy_config_get(id)
+        self.get_serializer(data=_body(request)).is_valid(raise_exception=True)
+        run = services.run_submit(
+            kind=self.kind, body=_body(request), principal=principal_of(request), config=config
+        )
+        return _accepted(request, run)
+
+
+@extend_schema_view(post=extend_schema(request=BacktestRequestSerializer, responses=QUEUED))
+class StrategyBacktestJobView(_StrategyRunView):
     """POST strategies/{id}/backtest: 202 with the run's URL; the backtest runs in the
     research worker."""
 
     serializer_class = BacktestRequestSerializer
-
-    @extend_schema(
-        request=BacktestRequestSerializer,
-        responses={
-            202: OpenApiResponse(
-                ResearchRunSerializer, description="Queued; `url` (and Location) is the run."
-            )
-        },
-    )
-    def post(self, request, id):
-        config = strategy_selectors.strategy_config_get(id)
-        self.get_serializer(data=_body(request)).is_valid(raise_exception=True)
-        run = services.run_submit(
-            kind=RunKind.BACKTEST,
-            body=_body(request),
-            principal=principal_of(request),
-            config=config,
-        )
-        return _accepted(request, run)
+    kind = RunKind.BACKTEST
 
 
-class StrategyOptimizeView(generics.GenericAPIView):
+@extend_schema_view(post=extend_schema(request=OptimizeRequestSerializer, responses=QUEUED))
+class StrategyOptimizeView(_StrategyRunView):
     serializer_class = OptimizeRequestSerializer
-
-    @extend_schema(
-        request=OptimizeRequestSerializer,
-        responses={
-            202: OpenApiResponse(
-                ResearchRunSerializer, description="Queued; `url` (and Location) is the run."
-            )
-        },
-    )
-    def post(self, request, id):
-        config = strategy_selectors.strategy_config_get(id)
-        self.get_serializer(data=_body(request)).is_valid(raise_exception=True)
-        run = services.run_submit(
-            kind=RunKind.OPTIMIZE,
-            body=_body(request),
-            principal=principal_of(request),
-            config=config,
-        )
-        return _accepted(request, run)
+    kind = RunKind.OPTIMIZE
 
 
 class ResearchRunListView(generics.ListAPIView):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from strategies.base import Strategy
-from strategies.engine import BacktestResult, _solve_affine, run_backtest
+from strategies.engine import BacktestResult, fill_states, fills_compute, run_backtest
 from strategies.metrics import DEFAULT_PERIODS_PER_YEAR, SECONDS_PER_YEAR, compute_metrics
 from strategies.research.optimizer.market import Costs, Market
 
@@ -144,51 +144,15 @@ def lean_sleeve(
     if tgt[0] != 0.0:  # held[1] differs from the flat bar 0
         changes = np.concatenate(([1], changes))
     change_target = tgt[changes - 1].astype(np.float64)
-    is_entry = change_target != 0.0
-    entry_change = np.flatnonzero(is_entry)
-    entry_bar = changes[entry_change]
-    t = change_target[entry_change]
-    sign = np.sign(t)
-    abs_t = np.abs(t)
-    has_exit = entry_change + 1 < changes.shape[0]
-    closed = np.flatnonzero(has_exit)
-    exit_bar = np.full(entry_bar.shape[0], n - 1, dtype=np.int64)
-    exit_bar[closed] = changes[entry_change[closed] + 1]
-    entry_px = open_[entry_bar] * (1.0 + slip * sign)
-    exit_px = open_[exit_bar] * (1.0 - slip * sign)
-    ratio = (sign - fee) * exit_px / entry_px - (sign + fee)
-    q = abs_t * ratio / (1.0 + fee)
-    alpha = 1.0 + q
-    beta = -fixed * (2.0 + q)
-    cash_before = _solve_affine(alpha, beta, float(initial_cash), has_exit)
-    ruined = np.flatnonzero(cash_before <= fixed)
-    n_trades = int(ruined[0]) if ruined.shape[0] else entry_bar.shape[0]
-    notional = abs_t * (cash_before - fixed) / (1.0 + fee)
-    qty = sign * notional / entry_px
-    cash_in_trade = cash_before - fixed - notional * (fee + sign)
-    cash_after = alpha * cash_before + beta
-    kidx = np.cumsum(is_entry) - 1
-    state_cash = np.empty(changes.shape[0] + 1, dtype=np.float64)
-    state_qty = np.zeros(changes.shape[0] + 1, dtype=np.float64)
-    state_held = np.zeros(changes.shape[0] + 1, dtype=bool)
-    state_cash[0] = initial_cash
-    if changes.shape[0]:
-        safe_k = np.maximum(kidx, 0)
-        state_cash[1:] = np.where(is_entry, cash_in_trade[safe_k], cash_after[safe_k])
-        state_qty[1:][entry_change] = qty
-        state_held[1:] = is_entry
-        if n_trades < entry_bar.shape[0]:
-            cut = entry_change[n_trades] + 1
-            state_cash[cut:] = cash_before[n_trades]
-            state_qty[cut:] = 0.0
-            state_held[cut:] = False
+    f = fills_compute(open_, changes, change_target, n, fee, slip, fixed, initial_cash)
+    state_cash, state_qty, state_held = fill_states(f, f.is_entry, initial_cash)
     # Each fill's state repeated over the bars until the next fill: the engine's
     # cash + qty * close.
     run_lengths = np.diff(np.concatenate(([0], changes, [n])))
     equity = np.repeat(state_cash, run_lengths)
     equity += np.repeat(state_qty, run_lengths) * close
     exposure = np.repeat(state_held, run_lengths)
-    closed_pnl = (cash_after - cash_before)[:n_trades][has_exit[:n_trades]]
+    closed_pnl = (f.cash_after - f.cash_before)[: f.n_trades][f.has_exit[: f.n_trades]]
     return equity, exposure, closed_pnl
 
 
