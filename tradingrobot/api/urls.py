@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("marketdata.api.urls")),
     path("", include("streaming.api.urls")),
     path("", include("strategies.api.urls")),
+    path("", include("audit.api.urls")),
 ]
