@@ -346,3 +346,30 @@ def test_order_status_is_unchanged_by_recording(ready, trader):
     # The entry is in the order's transaction; the order still fills as before.
     body = submit(trader).json()
     assert body["status"] == OrderStatus.FILLED
+
+
+def test_a_key_added_in_admin_is_recorded_with_the_admin_and_never_the_key(
+    db, admin_client, admin_user
+):
+    response = admin_client.post(
+        "/admin/trading/apikey/add/",
+        {"name": "wp-site", "scope": "read", "expiry_date": "", "owner": ""},
+        follow=True,
+    )
+    assert response.status_code == 200
+    key = ApiKey.objects.get(name="wp-site")
+    entry = only("key.create")
+    assert (entry.actor, entry.via, entry.user_id) == ("admin", "admin", admin_user.pk)
+    assert entry.details == {
+        "name": "wp-site",
+        "scope": "read",
+        "prefix": key.prefix,
+        "owner": None,
+    }
+
+
+def test_a_deleted_key_keeps_the_entries_it_made(ready, trader):
+    submit(trader)
+    ApiKey.objects.get(name="trader").delete()
+    entry = only("order.submit")
+    assert (entry.actor, entry.api_key_id, entry.outcome) == ("key:trader", None, "ok")
