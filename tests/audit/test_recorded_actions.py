@@ -373,3 +373,21 @@ def test_a_deleted_key_keeps_the_entries_it_made(ready, trader):
     ApiKey.objects.get(name="trader").delete()
     entry = only("order.submit")
     assert (entry.actor, entry.api_key_id, entry.outcome) == ("key:trader", None, "ok")
+
+
+def test_admin_cancel_and_session_stop_name_the_admin_user(ready, trader, admin_client):
+    resting = submit(trader, type="limit", limit_price="1").json()
+    admin_client.post(
+        "/admin/trading/order/", {"action": "cancel_orders", "_selected_action": [resting["id"]]}
+    )
+    assert Order.objects.get(pk=resting["id"]).status == OrderStatus.CANCELED
+    cancel = only("order.cancel")
+    assert (cancel.actor, cancel.via, cancel.target) == ("admin", "admin", resting["id"])
+    admin_client.post(
+        "/admin/trading/tradingsession/",
+        {"action": "stop_sessions", "_selected_action": [ready.pk]},
+    )
+    stop = only("session.stop")
+    assert (stop.actor, stop.via, stop.target) == ("admin", "admin", f"session:{ready.pk}")
+    # The submit was the key's, over the API.
+    assert (only("order.submit").actor, only("order.submit").via) == ("key:trader", "api")
