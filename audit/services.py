@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,23 +27,34 @@ SECRET_WORDS = ("key", "secret", "password", "token", "authorization")
 MAX_TEXT = 500
 
 
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    # PostgreSQL refuses NUL and unpaired surrogates in text and JSON: an entry must never fail
+    # (it would take the change with it), so they are replaced, not stored.
+    text = str(value)[:limit]
+    if text.isascii():
+        return text.replace("\x00", "")
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _plain(value: Any, depth: int = 0) -> Any:
     """JSON-safe, bounded copy of `details`; secrets are dropped."""
     if depth > 4:
         return "..."
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal | UUID | date | datetime):
         return value.isoformat() if isinstance(value, date | datetime) else str(value)
     if isinstance(value, Mapping):
         return {
-            str(k)[:64]: _plain(v, depth + 1)
+            _text(k, 64): _plain(v, depth + 1)
             for k, v in list(value.items())[:50]
             if not any(word in str(k).lower() for word in SECRET_WORDS)
         }
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v, depth + 1) for v in list(value)[:50]]
-    return str(value)[:MAX_TEXT]
+    return _text(value)
 
 
 def audit_record(
@@ -62,10 +74,10 @@ def audit_record(
         user_id=who.user_id,
         api_key_id=who.api_key_id,
         action=action[:64],
-        target=str(target if target is not None else "")[:200],
+        target=_text("" if target is None else target, 200),
         details=_plain(dict(details or {})),
         outcome=outcome,
-        code=(code or "")[:64],
+        code=_text(code or "", 64),
     )
     # One INSERT per order: written out (core.sql) rather than built by the ORM each time.
     sql.insert_new(entry)

@@ -201,3 +201,13 @@ def test_a_logged_in_user_reads_the_log(db):
     client.force_login(user)
     record()
     assert client.get(URL).json()["results"][0]["action"] == "trading.halt"
+
+
+def test_text_a_database_would_refuse_never_fails_the_change(db):
+    entry = record(
+        target="a\x00b",
+        details={"reason": "nul\x00 and lone \ud800 surrogate", "ratio": float("nan"), "n": 1.5},
+    )
+    stored = AuditEntry.objects.get(pk=entry.pk)
+    assert stored.target == "ab"
+    assert stored.details == {"reason": "nul and lone ? surrogate", "ratio": "nan", "n": 1.5}
