@@ -146,3 +146,47 @@ def save_existing(instance: models.Model) -> None:
         raw=False,
         using=connection.alias,
     )
+
+
+_inserts: dict[tuple[str, type[models.Model]], str] = {}
+
+
+def insert_new(instance: models.Model) -> None:
+    """`instance.save(force_insert=True)` for a model with an auto-increment primary key: every
+    other concrete field is written (defaults and auto_now_add applied by `pre_save`), the new
+    id is set on the instance, and the save signals are sent."""
+    model = type(instance)
+    meta = model._meta
+    connection = transaction.get_connection()
+    pre_save.send(
+        sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None
+    )
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    statement = _inserts.get((connection.vendor, model))
+    if statement is None:
+        names = ", ".join(quote(field.column) for field in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        statement = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({marks})"
+        if connection.features.can_return_columns_from_insert:
+            statement += f" RETURNING {quote(meta.pk.column)}"
+        _inserts[(connection.vendor, model)] = statement
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    ]
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        if connection.features.can_return_columns_from_insert:
+            new_id = cursor.fetchone()[0]
+        else:
+            new_id = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    instance.pk = new_id
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    post_save.send(
+        sender=model,
+        instance=instance,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=connection.alias,
+    )

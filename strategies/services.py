@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_context, audit_record, audit_refusal, records_refusals
 from strategies import registry
 from strategies.base import Strategy
 from strategies.engine import result_to_dict
@@ -207,24 +209,60 @@ def _alert_error(config: StrategyConfig, error: str, now: datetime) -> None:
     )
 
 
+def _execute_as_strategy(config: StrategyConfig) -> list[SymbolDecision]:
+    # The orders a run sends are the strategy's: the audit log names the config, via strategy.
+    with audit_context(actor=config.name, via="strategy"):
+        return strategy_execute(config=config)
+
+
+def _record_run_audited(
+    config: StrategyConfig, decisions: list[SymbolDecision] | None, error: str, code: str = ""
+) -> None:
+    """The run's bookkeeping and its strategy.run entry, in one transaction."""
+    with transaction.atomic():
+        _record_run(config, decisions, error)
+        audit_record(
+            action="strategy.run",
+            target=f"strategy:{config.pk}",
+            details={
+                "strategy": config.name,
+                "orders": [d.order_id for d in decisions or [] if d.order_id],
+                "error": config.last_error,
+            },
+            outcome="error" if decisions is None else "ok",
+            code=code,
+        )
+
+
 def strategy_run_now(*, config: StrategyConfig) -> list[SymbolDecision]:
-    """Run one config now (API, admin). Refused while halted; errors are recorded and raised."""
+    """Run one config now (API, admin). Refused while halted; errors are recorded and raised.
+
+    The strategy.run entry names who asked (a user, a key); the orders name the strategy."""
     from trading.exceptions import DomainError, NoRunningSession, TradingHalted
     from trading.selectors import kill_switch_get, session_current
 
     switch = kill_switch_get()
-    if switch.engaged:
-        raise TradingHalted(
-            "trading is halted by the kill switch", details={"reason": switch.reason}
-        )
-    if session_current() is None:
-        raise NoRunningSession("no trading session is running")
     try:
-        decisions = strategy_execute(config=config)
+        if switch.engaged:
+            raise TradingHalted(
+                "trading is halted by the kill switch", details={"reason": switch.reason}
+            )
+        if session_current() is None:
+            raise NoRunningSession("no trading session is running")
     except DomainError as exc:
-        _record_run(config, None, f"{exc.code}: {exc.message}")
+        audit_refusal(
+            action="strategy.run",
+            exc=exc,
+            target=f"strategy:{config.pk}",
+            details={"strategy": config.name},
+        )
         raise
-    _record_run(config, decisions, "")
+    try:
+        decisions = _execute_as_strategy(config)
+    except DomainError as exc:
+        _record_run_audited(config, None, f"{exc.code}: {exc.message}", code=exc.code)
+        raise
+    _record_run_audited(config, decisions, "")
     return decisions
 
 
@@ -236,20 +274,28 @@ def strategies_run_enabled() -> dict[str, str]:
     if kill_switch_get().engaged:
         return outcome
     for config in StrategyConfig.objects.filter(enabled=True):
-        decisions, error = None, ""
+        decisions, error, code = None, "", ""
         try:
-            decisions = strategy_execute(config=config)
+            decisions = _execute_as_strategy(config)
         except Exception as exc:  # noqa: BLE001 - recorded on the config, shown in admin and API
             logger.warning("strategy %s failed: %s", config.name, exc, exc_info=True)
             error = f"{type(exc).__name__}: {exc}"
+            code = getattr(exc, "code", "") or type(exc).__name__
         try:
-            _record_run(config, decisions, error)
+            # A scheduled run is the strategy's own act.
+            with audit_context(actor=config.name, via="strategy"):
+                _record_run_audited(config, decisions, error, code=code)
         except Exception:  # noqa: BLE001 - never let bookkeeping stop the next config
             logger.exception("recording the run of strategy %s failed", config.name)
         outcome[config.name] = config.last_error or "ok"
     return outcome
 
 
+@records_refusals(
+    "strategy.enable",
+    target=lambda kwargs: f"strategy:{kwargs['config'].pk}",
+    details=lambda kwargs: {"strategy": kwargs["config"].name},
+)
 def strategy_set_enabled(*, config: StrategyConfig, enabled: bool) -> StrategyConfig:
     """Enable or disable a config; enabling re-validates it against the loaded plugin."""
     if enabled:
@@ -260,7 +306,13 @@ def strategy_set_enabled(*, config: StrategyConfig, enabled: bool) -> StrategyCo
             allocation=config.allocation,
             timeframe=config.timeframe,
         )
-    StrategyConfig.objects.filter(pk=config.pk).update(enabled=enabled)
+    with transaction.atomic():
+        StrategyConfig.objects.filter(pk=config.pk).update(enabled=enabled)
+        audit_record(
+            action="strategy.enable" if enabled else "strategy.disable",
+            target=f"strategy:{config.pk}",
+            details={"strategy": config.name},
+        )
     config.enabled = enabled
     return config
 
@@ -268,7 +320,15 @@ def strategy_set_enabled(*, config: StrategyConfig, enabled: bool) -> StrategyCo
 def strategies_reload() -> list[dict]:
     """Reload every plugin without a restart; returns what the loader now sees."""
     registry.reload()
-    return registry.plugins_describe()
+    plugins = registry.plugins_describe()
+    with transaction.atomic():
+        errors = registry.get_registry().errors
+        audit_record(
+            action="plugins.reload",
+            target="plugins",
+            details={"plugins": [p.get("name") for p in plugins], "errors": sorted(errors)},
+        )
+    return plugins
 
 
 # --- backtests -------------------------------------------------------------------------------

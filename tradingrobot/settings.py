@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "strategies.research",
     "streaming",
     "notifications",
+    "audit",
     # Login throttling (dashboard and admin): after its auth app, last.
     "axes",
 ]
@@ -100,6 +101,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Remembers the request, so the audit log can tell who acted and from where.
+    "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Answers a locked-out login with 429 (django-axes; must come last).

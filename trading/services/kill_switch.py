@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from streaming import events
 from streaming.publish import publish
 from trading import selectors
@@ -50,6 +51,11 @@ def trading_halt(*, reason: str, by: str = "", flatten: bool = False) -> HaltRes
         switch.changed_at = timezone.now()
         switch.changed_by = by[:150]
         switch.save()
+        audit_record(
+            action="trading.halt",
+            target="kill_switch",
+            details={"reason": switch.reason, "flatten": flatten},
+        )
     logger.warning("kill switch engaged by %s: %s", by or "system", switch.reason)
     result = HaltResult(switch=switch)
     result.canceled, result.cancel_failed = cancel_all(
@@ -71,6 +77,7 @@ def trading_resume(*, by: str = "") -> KillSwitch:
         switch.changed_at = timezone.now()
         switch.changed_by = by[:150]
         switch.save()
+        audit_record(action="trading.resume", target="kill_switch")
     logger.warning("kill switch released by %s", by or "system")
     publish(events.STATUS, selectors.status_get())
     return switch
@@ -98,4 +105,16 @@ def positions_flatten(*, reason: str) -> tuple[list[Order], list[dict]]:
         except DomainError as exc:
             logger.warning("could not flatten %s: %s", position.symbol, exc.message)
             failed.append({"symbol": position.symbol, "code": exc.code, "message": exc.message})
+    # Each flatten order has its own order.submit entry; this one says why they were sent.
+    with transaction.atomic():
+        audit_record(
+            action="positions.flatten",
+            target=f"session:{session.pk}",
+            details={
+                "reason": reason,
+                "orders": [str(order.pk) for order in orders],
+                "failed": failed,
+            },
+            outcome="error" if failed else "ok",
+        )
     return orders, failed

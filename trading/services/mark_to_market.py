@@ -46,5 +46,8 @@ def session_mark_to_market(
     # The daily loss limit trips the kill switch by itself, not only when an order is tried.
     breached, loss = risk.daily_loss_breached(session=session, at=snapshot.timestamp)
     if breached and not selectors.kill_switch_get().engaged:
-        trading_halt(reason=f"daily loss limit reached (lost {loss:.2f} today)", by="risk")
+        from audit.services import audit_context
+
+        with audit_context(actor="system", via="system"):
+            trading_halt(reason=f"daily loss limit reached (lost {loss:.2f} today)", by="risk")
     return snapshot

@@ -7,6 +7,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record, records_refusals
 from trading.brokers import get_broker
 from trading.brokers.base import BrokerError
 from trading.exceptions import (
@@ -81,6 +82,35 @@ def cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANCE
     return order
 
 
+def _cancel_recorded(order: Order, reason: str) -> Order:
+    with transaction.atomic():
+        # Locked first: a concurrent cancel that got there before us is not recorded twice.
+        was_open = (
+            Order.objects.select_for_update().filter(pk=order.pk, status__in=OPEN_STATUSES).exists()
+        )
+        order = cancel_locally(order=order, reason=reason)
+        if was_open:
+            audit_record(
+                action="order.cancel",
+                target=order.pk,
+                details={
+                    "client_order_id": order.client_order_id,
+                    "symbol": order.symbol,
+                    "reason": reason,
+                    "status": order.status,
+                },
+            )
+    return order
+
+
+@records_refusals(
+    "order.cancel",
+    target=lambda kwargs: kwargs["order"].pk,
+    details=lambda kwargs: {
+        "client_order_id": kwargs["order"].client_order_id,
+        "reason": kwargs.get("reason", "canceled"),
+    },
+)
 def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
     """Cancel an open order at the broker, then locally.
 
@@ -101,7 +131,7 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
         if not order.broker_order_id:
             known = broker.order_by_client_id(order.client_order_id)
             if known is None:
-                return cancel_locally(order=order, reason=reason)
+                return _cancel_recorded(order, reason)
             order = order_record_broker_state(order_id=order.pk, state=known)
             if not order.is_open:
                 raise OrderNotCancelable(
@@ -129,4 +159,4 @@ def order_cancel(*, order: Order, reason: str = "canceled") -> Order:
                 f"order {order.pk} is {order.status} at the broker",
                 details={"status": order.status},
             ) from exc
-    return cancel_locally(order=order, reason=reason)
+    return _cancel_recorded(order, reason)

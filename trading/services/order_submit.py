@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from audit.services import audit_context, audit_record, records_refusals
 from marketdata.selectors import last_price_and_clock, one_market_reading
 from streaming import events
 from trading import risk, selectors
@@ -87,6 +87,36 @@ def _validate(
         )
 
 
+def _audit_target(kwargs: dict) -> str:
+    return kwargs.get("client_order_id") or ""
+
+
+def _audit_details(kwargs: dict) -> dict:
+    """The inputs of a submit that matter when reading the log later."""
+    config = kwargs.get("strategy_config")
+    details = {
+        name: kwargs.get(name)
+        for name in (
+            "symbol",
+            "side",
+            "qty",
+            "type",
+            "time_in_force",
+            "limit_price",
+            "stop_price",
+            "client_order_id",
+            "source",
+        )
+        if kwargs.get(name) is not None
+    }
+    if config is not None:
+        details["strategy"] = config.name
+    if kwargs.get("bypass_halt"):
+        details["flatten"] = True
+    return details
+
+
+@records_refusals("order.submit", target=_audit_target, details=_audit_details)
 @one_market_reading()
 def order_submit(
     *,
@@ -144,7 +174,9 @@ def order_submit(
             # Imported here: the kill switch's flatten submits orders through this module.
             from trading.services.kill_switch import trading_halt
 
-            trading_halt(reason=f"daily loss limit reached (lost {loss:.2f} today)", by="risk")
+            # The limit halts, not the caller whose order found it out.
+            with audit_context(actor="system", via="system"):
+                trading_halt(reason=f"daily loss limit reached (lost {loss:.2f} today)", by="risk")
             raise RiskLimitExceeded(
                 f"the daily loss limit is reached (lost {loss:.2f} today); trading is halted",
                 code="daily_loss_limit",
@@ -189,12 +221,31 @@ def order_submit(
         submit_after=submit_after,
     )
     try:
-        # A lone INSERT commits by itself; inside a caller's transaction a savepoint keeps a
-        # lost race from breaking that transaction.
-        with (
-            transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
-        ):
+        # The order row and its audit entry commit together; inside a caller's transaction
+        # this is a savepoint, so a lost race does not break that transaction.
+        with transaction.atomic():
             order.save(force_insert=True)
+            audit_record(
+                action="order.submit",
+                target=order.pk,
+                details={
+                    **_audit_details(
+                        dict(
+                            symbol=symbol,
+                            side=side,
+                            qty=qty,
+                            type=type,
+                            time_in_force=time_in_force,
+                            limit_price=limit_price,
+                            stop_price=stop_price,
+                            source=source,
+                            strategy_config=strategy_config,
+                            bypass_halt=bypass_halt,
+                        )
+                    ),
+                    "client_order_id": client_order_id,
+                },
+            )
     except IntegrityError:
         # A concurrent request with the same client_order_id won the insert.
         return SubmitResult(Order.objects.get(client_order_id=client_order_id), created=False)

@@ -62,6 +62,16 @@ def reconcile(*, by: str = "") -> ReconcileReport:
     _reconcile_pending(broker, halted, report)
     _reconcile_open_orders(broker, halted, report)
     _reconcile_positions(broker, report)
+    if report.repairs:
+        # Beat runs this every minute: only a run that repaired something is worth an entry.
+        from audit.services import audit_record
+
+        with transaction.atomic():
+            audit_record(
+                action="orders.reconcile",
+                target="broker",
+                details={"repairs": report.repairs, "errors": report.errors},
+            )
     publish(events.STATUS, selectors.status_get())
     logger.info(
         "reconcile by %s: %d repairs, %d errors",

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record, records_refusals
 from streaming import events
 from streaming.publish import publish
 from trading import risk, selectors
@@ -28,6 +29,12 @@ from trading.services.order_cancel import cancel_all
 logger = logging.getLogger(__name__)
 
 
+@records_refusals(
+    "session.start",
+    details=lambda kwargs: {
+        name: kwargs[name] for name in ("mode", "starting_cash", "risk_limits") if name in kwargs
+    },
+)
 def session_start(
     *,
     mode: str = SessionMode.PAPER,
@@ -54,6 +61,17 @@ def session_start(
                 cash=cash,
                 risk_limits=limits,
             )
+            audit_record(
+                action="session.start",
+                target=f"session:{session.pk}",
+                details={"mode": mode, "starting_cash": cash, "risk_limits": limits},
+            )
+            if allow_loosen and (looser := risk.limits_looser(limits)):
+                audit_record(
+                    action="risk_limits.loosen",
+                    target=f"session:{session.pk}",
+                    details={"loosened": looser, "risk_limits": limits},
+                )
     except IntegrityError as exc:
         running = selectors.session_current()
         raise SessionRunning(
@@ -85,5 +103,8 @@ def session_stop(*, session: TradingSession, reason: str = "") -> TradingSession
             session.stopped_at = timezone.now()
             session.stop_reason = reason[:255]
             session.save(update_fields=["status", "stopped_at", "stop_reason"])
+            audit_record(
+                action="session.stop", target=f"session:{session.pk}", details={"reason": reason}
+            )
     publish(events.STATUS, selectors.status_get())
     return session

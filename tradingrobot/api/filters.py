@@ -16,7 +16,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 
 # The first of these a model has is the one ?since= and ?until= bound.
-TIME_FIELDS = ("executed_at", "timestamp", "created_at", "started_at", "updated_at")
+TIME_FIELDS = ("executed_at", "timestamp", "created_at", "started_at", "updated_at", "at")
 STRATEGY_PATHS = ("strategy_config", "order__strategy_config")
 
 

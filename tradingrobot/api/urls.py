@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("streaming.api.urls")),
     path("", include("strategies.api.urls")),
     path("", include("strategies.research.urls")),
+    path("", include("audit.api.urls")),
 ]
