@@ -49,6 +49,8 @@ def allowed_chats() -> set[str]:
 
 def command_handle(*, chat_id: str, text: str) -> str | None:
     """The reply to one message, or None if it is not for us (unknown chat, not a command)."""
+    from audit.context import audit_context
+    from audit.models import Via
     from trading import selectors
     from trading.services import trading_halt, trading_resume
 
@@ -95,7 +97,8 @@ def command_handle(*, chat_id: str, text: str) -> str | None:
         ]
         return "\n".join(lines) or "No open positions."
     if command == "/stop":
-        result = trading_halt(reason=f"Telegram /stop from chat {chat_id}", by=who)
+        with audit_context(actor=who, via=Via.TELEGRAM):
+            result = trading_halt(reason=f"Telegram /stop from chat {chat_id}", by=who)
         return (
             "Kill switch ENGAGED: trading halted, "
             f"{len(result.canceled)} open orders canceled"
@@ -107,7 +110,8 @@ def command_handle(*, chat_id: str, text: str) -> str | None:
             + ". Send /resume to trade again."
         )
     if command == "/resume":
-        trading_resume(by=who)
+        with audit_context(actor=who, via=Via.TELEGRAM):
+            trading_resume(by=who)
         return "Kill switch released: trading resumed."
     return f"Unknown command {command}.\n{HELP}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from audit.models import AuditEntry
 from notifications import chat
 from notifications.models import Channel
 from tests.notifications.conftest import TOKEN
@@ -67,6 +68,12 @@ def test_stop_from_a_known_chat_halts_and_confirms_then_resume(bot, trader):
     chat.poll_once(token=chat.bot_token(), poll_seconds=0)
     assert not kill_switch_get().engaged
     assert "resumed" in replies(bot)[-1][1]
+    # The audit log names the chat and the way in, as for any other halt and resume.
+    entries = AuditEntry.objects.filter(action__in=["trading.halt", "trading.resume"])
+    assert [(e.action, e.actor, e.via, e.outcome) for e in entries.order_by("at", "pk")] == [
+        ("trading.halt", "telegram:4242", "telegram", "ok"),
+        ("trading.resume", "telegram:4242", "telegram", "ok"),
+    ]
 
 
 def test_status_positions_and_help(bot, trader):
