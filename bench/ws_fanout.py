@@ -301,6 +301,8 @@ def main() -> None:
             CACHE_PREFIX="bench",
             LOG_LEVEL="WARNING",
             DJANGO_SETTINGS_MODULE="tradingrobot.settings",
+            # The 1,000 clients share one token: no per-principal cap (0) in this measurement.
+            WEBSOCKET_MAX_CONNECTIONS_PER_PRINCIPAL="0",
         )
         os.environ.update(env)
         import django
