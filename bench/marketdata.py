@@ -200,14 +200,15 @@ def run(args) -> dict:
 
     bars_collect(symbols=symbols)
     key = ApiKey.objects.create_key(name="bench", scope=ApiScope.READ)[1]
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    # Production settings (DEBUG off): HTTPS, as the TLS-terminating proxy says it.
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_X_FORWARDED_PROTO="https")
     latencies = {}
     for name, url in [
         ("stock_data", "/api/v1/stock-data/SPY?days=30"),
         ("chart_data", "/api/v1/chart-data?symbol=SPY&timeframe=15Min&days=30"),
     ]:
         first = client.get(url)
-        assert first.status_code == 200, first.content[:300]
+        assert first.status_code == 200, (first.status_code, first.content[:300])
         samples = []
         for _ in range(args.requests):
             t0 = time.perf_counter()
