@@ -6,10 +6,10 @@ dashboard user daphne's HTTP is plenty.
 
 This one small process is the whole supervisor (issue 20: honcho cost one forked Python process
 of ~16 MB per child, plus its own): it starts an embedded Redis when REDIS_URL is unset, starts
-each Procfile line through `sh -c` in a process group of its own (a plain command with `exec`,
-so nothing sits between us and the program), prefixes their output with the
-process name, and stops everything (children first, Redis last) on Ctrl-C, SIGTERM, the death of
-any child, or the death of whoever started it. It imports neither Django nor anything heavy.
+each Procfile line through `sh -c` (a plain command with `exec`, so nothing sits between us and
+the program), prefixes their output with the process name, and stops everything (children first,
+Redis last) on Ctrl-C, SIGTERM, the death of any child, or the death of whoever started it. It
+imports neither Django nor anything heavy.
 """
 
 from __future__ import annotations
@@ -71,14 +71,17 @@ class Supervisor:
         self.commands = commands
         self.env = env
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.stopping = threading.Event()
+        # Set by the signal handler: a plain flag, since threading.Event.set() from a handler can
+        # deadlock on the Event's own lock if the signal lands while wait() holds it.
+        self.stop_requested = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
         width = max(len(name) for name in self.commands)
         for name, command in self.commands.items():
-            # A process group of its own per Procfile line: a compound line (`a && exec b`) keeps
-            # its shell, and a stop must reach whatever the line runs.
+            # In our process group, as honcho had them: a Ctrl-C in the terminal, or a kill of the
+            # whole group by whoever started us, reaches every process. A compound line
+            # (`a && exec b`) keeps its shell only until its last command replaces it.
             compound = any(op in command for op in ("&&", "||", ";", "|"))
             child = subprocess.Popen(
                 ["/bin/sh", "-c", command if compound else f"exec {command}"],
@@ -87,7 +90,6 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                process_group=0,
             )
             self.children[name] = child
             threading.Thread(
@@ -102,7 +104,7 @@ class Supervisor:
     def wait(self) -> int:
         """Until a child exits, a stop is asked for, or our parent dies; the exit status."""
         parent = os.getppid()
-        while not self.stopping.is_set():
+        while not self.stop_requested:
             for name, child in self.children.items():
                 code = child.poll()
                 if code is not None:
@@ -110,28 +112,25 @@ class Supervisor:
                     return code or 1
             if os.getppid() != parent:  # whoever started us (make) is gone
                 return 1
-            self.stopping.wait(0.5)
+            time.sleep(0.2)
         return 0
 
     def stop(self) -> None:
         for child in self.children.values():
-            _signal_group(child, signal.SIGTERM)
+            _signal(child, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for name, child in self.children.items():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.say(f"{name} did not stop in {STOP_TIMEOUT_SECONDS:.0f}s: killing it")
-                _signal_group(child, signal.SIGKILL)
+                _signal(child, signal.SIGKILL)
                 child.wait()
-            _signal_group(child, signal.SIGTERM)  # anything the line left behind in its group
 
 
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    try:
-        os.killpg(child.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
+    if child.poll() is None:
+        child.send_signal(signum)
 
 
 def process_env(
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor({name: commands[name] for name in names}, env)
 
     def on_signal(_signum: int, _frame: object) -> None:
-        supervisor.stopping.set()
+        supervisor.stop_requested = True
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
