@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
 from channels.db import database_sync_to_async
 
 
@@ -20,3 +28,48 @@ def ws_token() -> str:
 
     key, _raw = ApiKey.objects.create_key(name="ws", scope="read")
     return token_issue(key_id=key.id, user_id=None).token
+
+
+# --- Browser tests: Debian's Chromium through Playwright ------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # screenshots
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium browser; skips the test where Debian's chromium is not installed."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def off_loop(fn, *args, **kwargs):
+    """Run fn in a worker thread: Playwright's sync API keeps an event loop on this one, where
+    the ORM and the broker's async_to_sync refuse to run."""
+    from django.db import connection
+
+    def call():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()

@@ -4,27 +4,14 @@ and see the page reconnect and catch up after the web process is stopped and sta
 
 from __future__ import annotations
 
-import shutil
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+from tests.helpers import ARTIFACTS, chromium, off_loop
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def _submit_order_over_api(base: str, trade_key: str, symbol: str) -> str:
@@ -48,23 +35,6 @@ def _submit_order_in_worker(symbol: str) -> str:
     return str(order_submit(symbol=symbol, side="buy", qty=Decimal("3")).order.pk)
 
 
-def _off_loop(fn, *args, **kwargs):
-    """Run fn in a worker thread: Playwright's sync API keeps an event loop on this one, where
-    the ORM and the broker's async_to_sync refuse to run."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    def call():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call).result()
-
-
 @pytest.fixture
 def trading_ready(market, session):
     from strategies.models import StrategyConfig
@@ -81,84 +51,76 @@ def trading_ready(market, session):
 
 
 def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_factory):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     from trading.services import trading_halt
 
     web = daphne_factory()
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
 
-            page.goto(web.base + "/")
-            page.fill("#id_username", "alice")
-            page.fill("#id_password", "correct-horse-9")
-            page.click("#login-submit")
-            page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+        page.goto(web.base + "/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "correct-horse-9")
+        page.click("#login-submit")
+        page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
 
-            # Charts render from the REST bars: a canvas and a bar count per symbol.
-            page.wait_for_function(
-                "() => /^[1-9][0-9]* bars$/.test("
-                "document.querySelector('[data-bars-for=SPY]').textContent)",
-                timeout=10_000,
-            )
-            assert page.locator(".chart[data-symbol=SPY] canvas").count() > 0
-            page.wait_for_function(
-                "() => document.querySelector('#equity').textContent !== '–'", timeout=5_000
-            )
+        # Charts render from the REST bars: a canvas and a bar count per symbol.
+        page.wait_for_function(
+            "() => /^[1-9][0-9]* bars$/.test("
+            "document.querySelector('[data-bars-for=SPY]').textContent)",
+            timeout=10_000,
+        )
+        assert page.locator(".chart[data-symbol=SPY] canvas").count() > 0
+        page.wait_for_function(
+            "() => document.querySelector('#equity').textContent !== '–'", timeout=5_000
+        )
 
-            # An order: its trade row appears within 2 seconds, through the stream.
-            assert page.locator("#trades tr.trade-row").count() == 0
-            _off_loop(_submit_order_over_api, web.base, trade_key, "SPY")
-            page.wait_for_selector("#trades tr.trade-row", timeout=2_000)
-            assert "SPY" in page.locator("#trades tr.trade-row").first.inner_text()
-            page.wait_for_selector("#positions tr[data-key=SPY]", timeout=2_000)
-            # ... a marker on SPY's chart, and the strategies table reads as text, not JSON.
-            page.wait_for_selector(".chart[data-symbol=SPY][data-markers='1']", timeout=2_000)
-            assert "SPY long 100% · ordered" in page.inner_text("#strategies")
-            # The enabled strategy's two averages are drawn over SPY's candles.
-            page.wait_for_selector(".chart[data-symbol=SPY][data-lines='2']", timeout=5_000)
+        # An order: its trade row appears within 2 seconds, through the stream.
+        assert page.locator("#trades tr.trade-row").count() == 0
+        off_loop(_submit_order_over_api, web.base, trade_key, "SPY")
+        page.wait_for_selector("#trades tr.trade-row", timeout=2_000)
+        assert "SPY" in page.locator("#trades tr.trade-row").first.inner_text()
+        page.wait_for_selector("#positions tr[data-key=SPY]", timeout=2_000)
+        # ... a marker on SPY's chart, and the strategies table reads as text, not JSON.
+        page.wait_for_selector(".chart[data-symbol=SPY][data-markers='1']", timeout=2_000)
+        assert "SPY long 100% · ordered" in page.inner_text("#strategies")
+        # The enabled strategy's two averages are drawn over SPY's candles.
+        page.wait_for_selector(".chart[data-symbol=SPY][data-lines='2']", timeout=5_000)
 
-            # The kill switch: the halted banner appears, the resume button replaces stop.
-            _off_loop(trading_halt, reason="test halt")
-            page.wait_for_selector("#halted-banner:not([hidden])", timeout=2_000)
-            assert "test halt" in page.locator("#halted-banner").inner_text()
-            assert page.locator("#resume-trading").is_visible()
-            from trading.services import trading_resume
+        # The kill switch: the halted banner appears, the resume button replaces stop.
+        off_loop(trading_halt, reason="test halt")
+        page.wait_for_selector("#halted-banner:not([hidden])", timeout=2_000)
+        assert "test halt" in page.locator("#halted-banner").inner_text()
+        assert page.locator("#resume-trading").is_visible()
+        from trading.services import trading_resume
 
-            _off_loop(trading_resume)
-            page.wait_for_selector("#halted-banner[hidden]", state="attached", timeout=2_000)
+        off_loop(trading_resume)
+        page.wait_for_selector("#halted-banner[hidden]", state="attached", timeout=2_000)
 
-            # Stop the web process: the indicator says so. Meanwhile a trade happens that no
-            # connected process can deliver. Start it again: the page reconnects by itself
-            # and re-fetches the snapshot, so the missed trade shows up.
-            port = web.port
-            web.stop()
-            page.wait_for_selector("#connection[data-state=reconnecting]", timeout=5_000)
-            assert page.locator("#stream-banner").is_visible()
-            _off_loop(_submit_order_in_worker, "QQQ")
-            daphne_factory(port=port)
-            page.wait_for_selector("#connection[data-state=live]", timeout=15_000)
-            page.wait_for_function(
-                "() => document.querySelectorAll('#trades tr.trade-row').length === 2",
-                timeout=5_000,
-            )
-            assert "QQQ" in page.locator("#trades tr.trade-row").first.inner_text()
-            page.wait_for_selector("#positions tr[data-key=QQQ]", timeout=2_000)
-            assert page.locator("#stream-banner").is_hidden()
+        # Stop the web process: the indicator says so. Meanwhile a trade happens that no
+        # connected process can deliver. Start it again: the page reconnects by itself
+        # and re-fetches the snapshot, so the missed trade shows up.
+        port = web.port
+        web.stop()
+        page.wait_for_selector("#connection[data-state=reconnecting]", timeout=5_000)
+        assert page.locator("#stream-banner").is_visible()
+        off_loop(_submit_order_in_worker, "QQQ")
+        daphne_factory(port=port)
+        page.wait_for_selector("#connection[data-state=live]", timeout=15_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#trades tr.trade-row').length === 2",
+            timeout=5_000,
+        )
+        assert "QQQ" in page.locator("#trades tr.trade-row").first.inner_text()
+        page.wait_for_selector("#positions tr[data-key=QQQ]", timeout=2_000)
+        assert page.locator("#stream-banner").is_hidden()
 
-            # Still live after the restart: a new event arrives through the new process.
-            _off_loop(_submit_order_over_api, web.base, trade_key, "NVDA")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#trades tr.trade-row').length === 3",
-                timeout=2_000,
-            )
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+        # Still live after the restart: a new event arrives through the new process.
+        off_loop(_submit_order_over_api, web.base, trade_key, "NVDA")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#trades tr.trade-row').length === 3",
+            timeout=2_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        assert errors == []

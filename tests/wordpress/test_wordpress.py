@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -18,23 +17,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import ARTIFACTS, chromium, off_loop
 from trading.models import Order, OrderSource
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 PHPUNIT_DIR = Path(__file__).resolve().parent / "phpunit"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _app_password(wp_site, login: str, role_caps: list[str]) -> tuple[str, str]:
@@ -54,23 +42,6 @@ def _app_password(wp_site, login: str, role_caps: list[str]) -> tuple[str, str]:
         """
     )
     return out[0], out[1]
-
-
-def _off_loop(fn, *args):
-    """Run fn in a worker thread: Playwright's sync API keeps an event loop on this one, where
-    the ORM refuses to run."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    def call():
-        try:
-            return fn(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call).result()
 
 
 def _only_order():
@@ -253,9 +224,6 @@ def short_ws_tokens(monkeypatch):
 
 
 def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     page_url = wp_site.php(
         """
         $id = wp_insert_post(array('post_type' => 'page', 'post_status' => 'publish',
@@ -265,147 +233,142 @@ def test_dashboard_in_chromium(short_ws_tokens, wp_site, backend, daphne_factory
         echo get_permalink($id);
         """
     ).strip()
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1400})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("dialog", lambda dialog: dialog.accept())
-            token_calls: list[str] = []
-            chart_calls: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda dialog: dialog.accept())
+        token_calls: list[str] = []
+        chart_calls: list[str] = []
 
-            def on_request(request) -> None:
-                if "websocket/token" in request.url:
-                    token_calls.append(request.url)
-                if "chart-data" in request.url:
-                    chart_calls.append(request.url)
+        def on_request(request) -> None:
+            if "websocket/token" in request.url:
+                token_calls.append(request.url)
+            if "chart-data" in request.url:
+                chart_calls.append(request.url)
 
-            page.on("request", on_request)
+        page.on("request", on_request)
 
-            page.goto(f"{wp_site.base}/wp-login.php")
-            page.fill("#user_login", "admin")
-            page.fill("#user_pass", wp_site.admin_password)
-            page.click("#wp-submit")
-            page.wait_for_url("**/wp-admin/**", timeout=15_000)
+        page.goto(f"{wp_site.base}/wp-login.php")
+        page.fill("#user_login", "admin")
+        page.fill("#user_pass", wp_site.admin_password)
+        page.click("#wp-submit")
+        page.wait_for_url("**/wp-admin/**", timeout=15_000)
 
-            # Cookie-authenticated REST without the nonce counts as a visitor.
-            assert page.request.get(f"{wp_site.rest}/positions").status == 401
+        # Cookie-authenticated REST without the nonce counts as a visitor.
+        assert page.request.get(f"{wp_site.rest}/positions").status == 401
 
-            # Settings → TradingRobotPlug: "Test connection" reports on the real backend; the
-            # key is not on the page; the button's handler refuses a request without its nonce.
-            page.goto(f"{wp_site.base}/wp-admin/options-general.php?page=tradingrobotplug")
-            assert backend.trade_key not in page.content()
-            assert page.input_value("#trp_backend_url") == backend.base
-            # Saving the form (options.php, its nonce) sanitizes the symbols and keeps the key,
-            # whose field is always empty.
-            assert page.input_value("#trp_api_key") == ""
-            page.fill("#trp_symbols", "spy, qqq nvda,qqq")
-            page.click("#submit")
-            page.wait_for_selector("#setting-error-settings_updated", timeout=10_000)
-            assert page.input_value("#trp_symbols") == "SPY,QQQ,NVDA"
-            page.click("#trp-test-connection")
-            page.wait_for_selector("#trp-test-result", timeout=10_000)
-            assert "API key accepted" in page.locator("#trp-test-result").inner_text()
-            forged = page.request.post(
-                f"{wp_site.base}/wp-admin/admin-post.php", form={"action": "trp_test_connection"}
-            )
-            assert forged.status == 403
+        # Settings → TradingRobotPlug: "Test connection" reports on the real backend; the
+        # key is not on the page; the button's handler refuses a request without its nonce.
+        page.goto(f"{wp_site.base}/wp-admin/options-general.php?page=tradingrobotplug")
+        assert backend.trade_key not in page.content()
+        assert page.input_value("#trp_backend_url") == backend.base
+        # Saving the form (options.php, its nonce) sanitizes the symbols and keeps the key,
+        # whose field is always empty.
+        assert page.input_value("#trp_api_key") == ""
+        page.fill("#trp_symbols", "spy, qqq nvda,qqq")
+        page.click("#submit")
+        page.wait_for_selector("#setting-error-settings_updated", timeout=10_000)
+        assert page.input_value("#trp_symbols") == "SPY,QQQ,NVDA"
+        page.click("#trp-test-connection")
+        page.wait_for_selector("#trp-test-result", timeout=10_000)
+        assert "API key accepted" in page.locator("#trp-test-result").inner_text()
+        forged = page.request.post(
+            f"{wp_site.base}/wp-admin/admin-post.php", form={"action": "trp_test_connection"}
+        )
+        assert forged.status == 403
 
-            page.goto(page_url)
-            page.wait_for_selector("#trp-connection[data-state=live]", timeout=15_000)
-            page.wait_for_function(
-                "() => /^[1-9][0-9]* bars$/.test("
-                "document.querySelector('[data-bars-for=SPY]').textContent)",
-                timeout=10_000,
-            )
-            assert page.locator(".trp-chart[data-symbol=SPY] canvas").count() > 0
-            assert page.locator("[data-price-for=SPY]").inner_text() != "–"
-            html = page.content()
-            assert backend.trade_key not in html
-            assert "cdn" not in " ".join(
-                page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
-            )
+        page.goto(page_url)
+        page.wait_for_selector("#trp-connection[data-state=live]", timeout=15_000)
+        page.wait_for_function(
+            "() => /^[1-9][0-9]* bars$/.test("
+            "document.querySelector('[data-bars-for=SPY]').textContent)",
+            timeout=10_000,
+        )
+        assert page.locator(".trp-chart[data-symbol=SPY] canvas").count() > 0
+        assert page.locator("[data-price-for=SPY]").inner_text() != "–"
+        html = page.content()
+        assert backend.trade_key not in html
+        assert "cdn" not in " ".join(
+            page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
+        )
 
-            # An order from the form: its trade row arrives within 2 s through the WebSocket.
-            assert page.locator("#trp-trades tr.trp-trade-row").count() == 0
-            page.select_option("#trp-order-form select[name=symbol]", "QQQ")
-            page.fill("#trp-order-form input[name=qty]", "3")
-            page.click("#trp-submit-order")
-            page.wait_for_selector("#trp-trades tr.trp-trade-row", timeout=2_000)
-            assert "QQQ" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
-            page.wait_for_selector("#trp-positions tr[data-key=QQQ]", timeout=2_000)
-            page.wait_for_function(
-                "() => document.querySelector('#trp-trade-count').textContent === '1'",
-                timeout=5_000,
-            )
-            assert page.locator("#trp-cash").inner_text() != "100000.00"
+        # An order from the form: its trade row arrives within 2 s through the WebSocket.
+        assert page.locator("#trp-trades tr.trp-trade-row").count() == 0
+        page.select_option("#trp-order-form select[name=symbol]", "QQQ")
+        page.fill("#trp-order-form input[name=qty]", "3")
+        page.click("#trp-submit-order")
+        page.wait_for_selector("#trp-trades tr.trp-trade-row", timeout=2_000)
+        assert "QQQ" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
+        page.wait_for_selector("#trp-positions tr[data-key=QQQ]", timeout=2_000)
+        page.wait_for_function(
+            "() => document.querySelector('#trp-trade-count').textContent === '1'",
+            timeout=5_000,
+        )
+        assert page.locator("#trp-cash").inner_text() != "100000.00"
 
-            # A resting limit order shows under open orders with a cancel button that works.
-            page.select_option("#trp-order-form select[name=type]", "limit")
-            page.fill("#trp-order-form input[name=limit_price]", "1.00")
-            page.click("#trp-submit-order")
-            page.wait_for_selector("#trp-orders tbody tr button.trp-cancel", timeout=3_000)
-            assert "limit" in page.locator("#trp-orders tbody tr").first.inner_text()
-            page.click("#trp-orders tbody tr button.trp-cancel")
-            page.wait_for_selector("#trp-orders tbody tr", state="detached", timeout=3_000)
-            page.select_option("#trp-order-form select[name=type]", "market")
+        # A resting limit order shows under open orders with a cancel button that works.
+        page.select_option("#trp-order-form select[name=type]", "limit")
+        page.fill("#trp-order-form input[name=limit_price]", "1.00")
+        page.click("#trp-submit-order")
+        page.wait_for_selector("#trp-orders tbody tr button.trp-cancel", timeout=3_000)
+        assert "limit" in page.locator("#trp-orders tbody tr").first.inner_text()
+        page.click("#trp-orders tbody tr button.trp-cancel")
+        page.wait_for_selector("#trp-orders tbody tr", state="detached", timeout=3_000)
+        page.select_option("#trp-order-form select[name=type]", "market")
 
-            # Lost messages: the stream's sequence jumps. The page notices the gap at the next
-            # event and re-fetches everything over REST (its charts included).
-            charts_before = len(chart_calls)
-            _off_loop(_skip_event_seq, 5)
-            _off_loop(_fill_in_worker, "SPY")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 2",
-                timeout=3_000,
-            )
-            deadline = time.monotonic() + 5
-            while len(chart_calls) == charts_before and time.monotonic() < deadline:
-                page.wait_for_timeout(100)
-            assert len(chart_calls) > charts_before
-            assert _off_loop(_only_order) == (OrderSource.WORDPRESS, Decimal("3"))
+        # Lost messages: the stream's sequence jumps. The page notices the gap at the next
+        # event and re-fetches everything over REST (its charts included).
+        charts_before = len(chart_calls)
+        off_loop(_skip_event_seq, 5)
+        off_loop(_fill_in_worker, "SPY")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 2",
+            timeout=3_000,
+        )
+        deadline = time.monotonic() + 5
+        while len(chart_calls) == charts_before and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert len(chart_calls) > charts_before
+        assert off_loop(_only_order) == (OrderSource.WORDPRESS, Decimal("3"))
 
-            # The kill switch, confirmed: the halted banner shows and the backend is halted.
-            page.click("#trp-stop-trading")
-            page.wait_for_selector("#trp-halted-banner:not([hidden])", timeout=3_000)
-            assert "kill switch" in page.locator("#trp-halted-banner").inner_text()
-            assert _off_loop(_halted)
-            assert _off_loop(_limit_order_status) == "canceled"
-            page.mouse.move(0, 0)
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(ARTIFACTS / "wordpress-dashboard.png"), full_page=True)
+        # The kill switch, confirmed: the halted banner shows and the backend is halted.
+        page.click("#trp-stop-trading")
+        page.wait_for_selector("#trp-halted-banner:not([hidden])", timeout=3_000)
+        assert "kill switch" in page.locator("#trp-halted-banner").inner_text()
+        assert off_loop(_halted)
+        assert off_loop(_limit_order_status) == "canceled"
+        page.mouse.move(0, 0)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(ARTIFACTS / "wordpress-dashboard.png"), full_page=True)
 
-            page.click("#trp-resume-trading")
-            page.wait_for_selector("#trp-halted-banner[hidden]", state="attached", timeout=3_000)
-            assert not _off_loop(_halted)
+        page.click("#trp-resume-trading")
+        page.wait_for_selector("#trp-halted-banner[hidden]", state="attached", timeout=3_000)
+        assert not off_loop(_halted)
 
-            # The backend goes away: the page says so and keeps retrying (no attempt limit).
-            # A fill happens meanwhile that no stream can deliver; once the backend is back the
-            # page reconnects by itself and re-fetches, so the missed trade shows up.
-            port = backend.daphne.port
-            backend.daphne.stop()
-            page.wait_for_selector("#trp-connection[data-state=reconnecting]", timeout=5_000)
-            _off_loop(_fill_in_worker, "NVDA")
-            daphne_factory(port=port)
-            page.wait_for_selector("#trp-connection[data-state=live]", timeout=20_000)
-            page.wait_for_function(
-                "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 3",
-                timeout=5_000,
-            )
-            assert "NVDA" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
-            page.wait_for_selector("#trp-positions tr[data-key=NVDA]", timeout=2_000)
-            # Tokens live 30 s here: the page renewed its token through WordPress before expiry
-            # (the reconnect above used a renewed one).
-            deadline = time.monotonic() + 8
-            while len(token_calls) < 2 and time.monotonic() < deadline:
-                page.wait_for_timeout(200)
-            assert len(token_calls) >= 2
-            assert all(url.startswith(wp_site.rest) for url in token_calls)
-            assert errors == []
-        finally:
-            browser.close()
+        # The backend goes away: the page says so and keeps retrying (no attempt limit).
+        # A fill happens meanwhile that no stream can deliver; once the backend is back the
+        # page reconnects by itself and re-fetches, so the missed trade shows up.
+        port = backend.daphne.port
+        backend.daphne.stop()
+        page.wait_for_selector("#trp-connection[data-state=reconnecting]", timeout=5_000)
+        off_loop(_fill_in_worker, "NVDA")
+        daphne_factory(port=port)
+        page.wait_for_selector("#trp-connection[data-state=live]", timeout=20_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#trp-trades tr.trp-trade-row').length === 3",
+            timeout=5_000,
+        )
+        assert "NVDA" in page.locator("#trp-trades tr.trp-trade-row").first.inner_text()
+        page.wait_for_selector("#trp-positions tr[data-key=NVDA]", timeout=2_000)
+        # Tokens live 30 s here: the page renewed its token through WordPress before expiry
+        # (the reconnect above used a renewed one).
+        deadline = time.monotonic() + 8
+        while len(token_calls) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert len(token_calls) >= 2
+        assert all(url.startswith(wp_site.rest) for url in token_calls)
+        assert errors == []
 
 
 def test_uninstall_removes_table_options_capabilities_and_cron(wp_site):
