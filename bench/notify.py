@@ -41,7 +41,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from throwaway import postgres_database, redis_for_run  # noqa: E402 - bench/ is on sys.path
+from throwaway import (  # noqa: E402 - bench/ is on sys.path
+    postgres_database,
+    redis_for_run,
+    trading_client,
+)
 
 SECRET = secrets.token_urlsafe(24)
 BLOCK = 50
@@ -178,25 +182,12 @@ def start_worker(cleanup: ExitStack, log_dir: Path) -> subprocess.Popen:
 
 
 def run(args, cleanup: ExitStack, tmp: Path) -> int:
-    import django
-
-    django.setup()
+    client = trading_client()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
-    from rest_framework.test import APIClient
 
-    call_command("migrate", verbosity=0)
-    from marketdata.services import bars_collect
     from notifications.models import Channel, Delivery
-    from trading.models import ApiKey, ApiScope
-    from trading.services import session_ensure_running
 
-    session_ensure_running()
-    bars_collect()
-    _, raw_key = ApiKey.objects.create_key(name="bench", scope=ApiScope.TRADE)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_X_FORWARDED_PROTO="https")
     receiver = Receiver()
     Channel.objects.create(name="bench", kind="webhook", target=receiver.url, secret=SECRET)
     start_worker(cleanup, tmp)

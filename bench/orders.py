@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from throwaway import postgres_database, redis_for_run  # noqa: E402 - bench/ is on sys.path
+from throwaway import postgres_database, redis_for_run, trading_client  # noqa: E402 - bench/ is on sys.path
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,23 +71,10 @@ def main() -> int:
 
 
 def run(count: int) -> int:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    client = trading_client()
     from django.db import connection
-    from rest_framework.test import APIClient
 
-    call_command("migrate", verbosity=0)
-    from marketdata.services import bars_collect
-    from trading.models import ApiKey, ApiScope, Order, OrderStatus, Trade
-    from trading.services import session_ensure_running
-
-    session_ensure_running()
-    bars_collect()
-    _, raw_key = ApiKey.objects.create_key(name="bench", scope=ApiScope.TRADE)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_X_FORWARDED_PROTO="https")
+    from trading.models import Order, OrderStatus, Trade
 
     # Baseline: the cheapest committed write + read the same database can do.
     with connection.cursor() as cursor:

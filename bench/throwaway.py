@@ -54,3 +54,25 @@ def redis_for_run(url: str | None, prefix: str, var_dir: Path) -> Iterator[str]:
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])
         client.close()
+
+
+def trading_client():
+    """Django set up on the run's database: migrated, a running paper session, one collection
+    of bars, and an API client holding a new trade key (HTTPS, as behind the TLS proxy)."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    call_command("migrate", verbosity=0)
+    from marketdata.services import bars_collect
+    from trading.models import ApiKey, ApiScope
+    from trading.services import session_ensure_running
+
+    session_ensure_running()
+    bars_collect()
+    _, raw_key = ApiKey.objects.create_key(name="bench", scope=ApiScope.TRADE)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_X_FORWARDED_PROTO="https")
+    return client
