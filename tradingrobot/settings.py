@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "strategies.research",
     "streaming",
     "notifications",
+    "realtime",
     "audit",
     # Login throttling (dashboard and admin): after its auth app, last.
     "axes",
@@ -183,6 +184,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Only a beat started without the database scheduler writes this file: never into the checkout.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -35,6 +35,8 @@ class Quote:
 
 class BaseProvider:
     name = "base"
+    # Dotted path of the provider's live stream (realtime.sources.base.StreamSource), or "".
+    stream_source = ""
 
     def fetch_bars(
         self, symbol: str, timeframe: str, start: datetime, end: datetime

@@ -112,6 +112,8 @@ class BaseBroker:
     # Whether the broker's positions are a truth of their own that reconciliation repairs ours
     # to. The paper broker's positions are our Position rows: nothing to reconcile.
     positions_are_independent = True
+    # Dotted path of the broker's order-update stream (realtime.sources.base.StreamSource), or "".
+    stream_source = ""
 
     # --- for synchronous callers: typed, one per interface method ----------------------------
 
