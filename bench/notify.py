@@ -5,8 +5,8 @@ Run from the repository root:  python bench/notify.py [--fills 1000] [--fail-rat
 Throwaway database and Redis as bench/orders.py (a fresh PostgreSQL database next to
 DATABASE_URL's when set, else SQLite; an embedded Redis when REDIS_URL is unset). It starts the
 Procfile's `notify` worker (a real Celery process on the `notifications` queue) and a webhook
-receiver on 127.0.0.1 that verifies every signature, then submits paper market orders through
-POST /api/v1/orders/submit in-process (each fills at once):
+receiver on 127.0.0.1, in a process of its own, that verifies every signature, then submits paper
+market orders through POST /api/v1/orders/submit in-process (each fills at once):
 
 1. healthy receiver: `--healthy` fills; delivery latency from the fill's commit (the submit's
    return, just after it) to the receiver accepting it: `delivery_p50_ms`, `delivery_p99_ms`;
@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import http.client
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -58,54 +60,99 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Receiver:
-    """A webhook endpoint: verifies the signature, fails `fail_rate` of requests with 503,
-    and records when each event id was first accepted and how often."""
+    """The trader's webhook endpoint, in a process of its own (as it would be: in this one it
+    would take the GIL from the orders being measured): verifies the signature, fails
+    `fail_rate` of requests with 503, and records when each event id was first accepted and how
+    often. The bench reads that back over GET /stats and sets the fail rate with POST /control.
+    """
 
-    def __init__(self) -> None:
-        self.fail_rate = 0.0
-        self.rng = random.Random(16)
-        self.lock = threading.Lock()
-        self.first: dict[str, float] = {}
-        self.count: Counter = Counter()
-        self.requests = self.bad_signatures = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stamp = self.headers.get("X-TRP-Timestamp", "")
-                good = (
-                    "sha256="
-                    + hmac.new(
-                        SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256
-                    ).hexdigest()
-                )
-                with receiver.lock:
-                    receiver.requests += 1
-                    if not hmac.compare_digest(good, self.headers.get("X-TRP-Signature", "")):
-                        receiver.bad_signatures += 1
-                        status = 401
-                    elif receiver.rng.random() < receiver.fail_rate:
-                        status = 503
-                    else:
-                        status = 200
-                        event = json.loads(body)["id"]
-                        receiver.first.setdefault(event, time.time())
-                        receiver.count[event] += 1
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def __init__(self, cleanup: ExitStack) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self.process = context.Process(target=receiver_serve, args=(child, SECRET), daemon=True)
+        self.process.start()
+        cleanup.callback(self.process.kill)
+        if not parent.poll(30):
+            raise RuntimeError("the webhook receiver did not start")
+        self.port = parent.recv()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            payload = None if body is None else json.dumps(body).encode()
+            connection.request(method, path, payload)
+            return json.loads(connection.getresponse().read() or b"{}")
+        finally:
+            connection.close()
+
+    def set_fail_rate(self, rate: float) -> None:
+        self._call("POST", "/control", {"fail_rate": rate})
+
+    def stats(self) -> dict:
+        return self._call("GET", "/stats")
+
+
+def receiver_serve(pipe, secret: str) -> None:
+    """The receiver process: serve until killed. It stands in for the trader's endpoint, which
+    lives on another host: at the lowest CPU priority it takes only what the system leaves."""
+    os.nice(19)
+    state = {"fail_rate": 0.0, "first": {}, "count": Counter(), "requests": 0, "bad": 0}
+    rng = random.Random(16)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _answer(self, status: int, body: bytes = b"") -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                body = json.dumps(
+                    {
+                        "first": state["first"],
+                        "count": state["count"],
+                        "requests": state["requests"],
+                        "bad_signatures": state["bad"],
+                    }
+                )
+            self._answer(200, body.encode())
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/control":
+                state["fail_rate"] = float(json.loads(body)["fail_rate"])
+                return self._answer(200)
+            stamp = self.headers.get("X-TRP-Timestamp", "")
+            mac = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+            good = "sha256=" + mac.hexdigest()
+            with lock:
+                state["requests"] += 1
+                if not hmac.compare_digest(good, self.headers.get("X-TRP-Signature", "")):
+                    state["bad"] += 1
+                    status = 401
+                elif rng.random() < state["fail_rate"]:
+                    status = 503
+                else:
+                    status = 200
+                    event = json.loads(body)["id"]
+                    state["first"].setdefault(event, time.time())
+                    state["count"][event] += 1
+            self._answer(status)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    pipe.send(server.server_address[1])
+    server.serve_forever()
 
 
 def main() -> int:
@@ -188,7 +235,7 @@ def run(args, cleanup: ExitStack, tmp: Path) -> int:
 
     from notifications.models import Channel, Delivery
 
-    receiver = Receiver()
+    receiver = Receiver(cleanup)
     Channel.objects.create(name="bench", kind="webhook", target=receiver.url, secret=SECRET)
     start_worker(cleanup, tmp)
 
@@ -231,13 +278,13 @@ def run(args, cleanup: ExitStack, tmp: Path) -> int:
         deadline = time.monotonic() + timeout
         next_sweep = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with receiver.lock:
-                if all(e in receiver.first for e in expected):
-                    return
+            first = receiver.stats()["first"]
+            if all(e in first for e in expected):
+                return
             if time.monotonic() > next_sweep:  # what beat does every 30 s
                 sweep()
                 next_sweep += 30
-            time.sleep(0.1)
+            time.sleep(0.5)
 
     for _ in range(20):  # warm-up: imports, connections, the worker's first tasks
         submit()
@@ -247,19 +294,19 @@ def run(args, cleanup: ExitStack, tmp: Path) -> int:
 
     healthy = phase(args.healthy, on_lat, off_lat)
     wait_delivered(healthy, 60)
-    healthy_ms = [(receiver.first[e] - t) * 1000 for e, t in healthy.items() if e in receiver.first]
+    first = receiver.stats()["first"]
+    healthy_ms = [(first[e] - t) * 1000 for e, t in healthy.items() if e in first]
 
-    receiver.fail_rate = args.fail_rate
+    receiver.set_fail_rate(args.fail_rate)
     failing = phase(args.fills, on_lat, off_lat)
     wait_delivered(failing, 600)
     time.sleep(3)  # let any late duplicate show up
-    with receiver.lock:
-        failing_ms = [
-            (receiver.first[e] - t) * 1000 for e, t in failing.items() if e in receiver.first
-        ]
-        delivered = sum(1 for e in failing if e in receiver.first)
-        duplicates = sum(receiver.count[e] - 1 for e in failing if receiver.count[e] > 1)
-        requests, bad = receiver.requests, receiver.bad_signatures
+    stats = receiver.stats()
+    first, count = stats["first"], Counter(stats["count"])
+    failing_ms = [(first[e] - t) * 1000 for e, t in failing.items() if e in first]
+    delivered = sum(1 for e in failing if e in first)
+    duplicates = sum(count[e] - 1 for e in failing if count[e] > 1)
+    requests, bad = stats["requests"], stats["bad_signatures"]
     attempts = list(
         Delivery.objects.filter(event_id__in=list(failing)).values_list("attempts", flat=True)
     )

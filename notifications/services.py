@@ -11,6 +11,12 @@ channel's rate limit, sends once with a timeout, and records the outcome; a fail
 with exponential backoff and jitter (or the receiver's Retry-After) up to
 NOTIFICATIONS_MAX_ATTEMPTS. A beat job re-enqueues deliveries whose retry is overdue (a worker
 that died holding one, a lost message).
+
+An attempt's bookkeeping (its claim and its outcome) commits without waiting for the disk
+(`core.sql.commit_unflushed`), so a burst of deliveries never queues order commits behind its
+fsyncs; a database crash can lose at most the last moments of it, which means one more attempt of
+a message, and receivers dedupe that by its idempotency key. Creating the deliveries is an
+ordinary commit: the inbox is trimmed only after it, and an event must not be lost.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.sql import commit_unflushed
 from notifications import chart
 from notifications import events as ev
 from notifications.channels import BACKENDS, get_backend
@@ -268,7 +275,8 @@ def outgoing_for(channel: Channel, notice: Notice, key: str) -> Outgoing:
 
 
 def _unclaim(delivery_id: int, wait: float) -> float:
-    Delivery.objects.filter(pk=delivery_id).update(
+    _record(
+        delivery_id,
         attempts=F("attempts") - 1,
         lease_until=None,
         next_attempt_at=timezone.now() + timedelta(seconds=wait),
@@ -276,27 +284,37 @@ def _unclaim(delivery_id: int, wait: float) -> float:
     return wait
 
 
+def _record(delivery_id: int, **changes) -> int:
+    """Update one delivery's bookkeeping (module docstring: not waiting for the disk)."""
+    with commit_unflushed():
+        return Delivery.objects.filter(pk=delivery_id).update(**changes)
+
+
 def delivery_attempt(*, delivery_id: int) -> float | None:
     """Try one delivery once. Returns None when done (delivered, failed for good, or not ours
     to send), else the seconds after which to try again."""
     now = timezone.now()
     lease = settings.NOTIFICATIONS_TIMEOUT_SECONDS + 30
-    claimed = (
-        Delivery.objects.filter(
-            pk=delivery_id,
-            status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRY],
-            next_attempt_at__lte=now + timedelta(milliseconds=50),
+    with commit_unflushed():
+        claimed = (
+            Delivery.objects.filter(
+                pk=delivery_id,
+                status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRY],
+                next_attempt_at__lte=now + timedelta(milliseconds=50),
+            )
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=lease), attempts=F("attempts") + 1)
         )
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + timedelta(seconds=lease), attempts=F("attempts") + 1)
-    )
     if not claimed:
         return None
     delivery = Delivery.objects.select_related("channel").get(pk=delivery_id)
     channel = delivery.channel
     if not channel.enabled:
-        Delivery.objects.filter(pk=delivery_id).update(
-            status=DeliveryStatus.FAILED, last_error="channel disabled", lease_until=None
+        _record(
+            delivery_id,
+            status=DeliveryStatus.FAILED,
+            last_error="channel disabled",
+            lease_until=None,
         )
         return None
     backend = get_backend(channel.kind)
@@ -320,7 +338,8 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
         except Exception as exc:  # noqa: BLE001 - a bug in one channel must not stall deliveries
             logger.exception("channel %r failed unexpectedly", channel)
             return _record_failure(delivery, channel, ChannelError(type(exc).__name__))
-        Delivery.objects.filter(pk=delivery_id).update(
+        _record(
+            delivery_id,
             status=DeliveryStatus.DELIVERED,
             delivered_at=timezone.now(),
             last_error="",
@@ -335,7 +354,8 @@ def _record_failure(delivery: Delivery, channel: Channel, exc: ChannelError) -> 
     error = _scrub(exc.message, channel)
     final = exc.permanent or delivery.attempts >= settings.NOTIFICATIONS_MAX_ATTEMPTS
     delay = None if final else _backoff(delivery.attempts, exc.retry_after)
-    Delivery.objects.filter(pk=delivery.pk).update(
+    _record(
+        delivery.pk,
         status=DeliveryStatus.FAILED if final else DeliveryStatus.RETRY,
         last_error=error,
         lease_until=None,
