@@ -15,6 +15,12 @@ def _broker_class(path: str) -> type[BaseBroker]:
     return import_string(path)
 
 
+def broker_health() -> dict:
+    """The configured broker's `health()` (no instance, no call to the broker)."""
+    path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)
+    return _broker_class(path).health()
+
+
 def get_broker() -> BaseBroker:
     """A broker instance for the configured backend (`paper`, `alpaca` or a dotted path)."""
     path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)
