@@ -76,9 +76,9 @@ OPEN_LOOKBACK = timedelta(days=92)
 # A ref_id is searched among orders updated since shortly before its row was written.
 LOOKUP_SLACK = timedelta(minutes=10)
 TIME_IN_FORCE = {"day": "gfd", "gtc": "gtc"}
-# Instrument URL <-> symbol; instruments do not change, so a process keeps them.
-_instrument_urls: dict[str, str] = {}
-_instrument_symbols: dict[str, str] = {}
+# (API URL, symbol) <-> (API URL, instrument URL); instruments do not change: a process keeps them.
+_instrument_urls: dict[tuple[str, str], str] = {}
+_instrument_symbols: dict[tuple[str, str], str] = {}
 
 
 def ref_id_for(client_order_id: str) -> str:
@@ -281,18 +281,20 @@ class RobinhoodBroker(BaseBroker):
         return self._account
 
     def _symbol_of(self, instrument_url: str) -> str:
-        symbol = _instrument_symbols.get(instrument_url)
+        base = self.http.base_url
+        symbol = _instrument_symbols.get((base, instrument_url))
         if symbol is None:
             raw = self._call("GET", instrument_url, action="instrument")
             if not isinstance(raw, dict) or not raw.get("symbol"):
                 raise self._bad("instrument", "a symbol")
             symbol = str(raw["symbol"])
-            _instrument_symbols[instrument_url] = symbol
-            _instrument_urls.setdefault(symbol, instrument_url)
+            _instrument_symbols[(base, instrument_url)] = symbol
+            _instrument_urls.setdefault((base, symbol), instrument_url)
         return symbol
 
     def _instrument_of(self, symbol: str) -> str:
-        url = _instrument_urls.get(symbol)
+        base = self.http.base_url
+        url = _instrument_urls.get((base, symbol))
         if url is None:
             rows = self._call("GET", "instruments/", action="instrument", params={"symbol": symbol})
             results = rows.get("results") if isinstance(rows, dict) else None
@@ -312,8 +314,8 @@ class RobinhoodBroker(BaseBroker):
                     code="broker_validation_error",
                 )
             url = str(match["url"])
-            _instrument_urls[symbol] = url
-            _instrument_symbols[url] = symbol
+            _instrument_urls[(base, symbol)] = url
+            _instrument_symbols[(base, url)] = symbol
         return url
 
     # -- the interface ------------------------------------------------------------------------
