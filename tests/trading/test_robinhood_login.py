@@ -107,9 +107,11 @@ def test_refused_refresh_token_falls_back_to_one_password_login(fake):
 def test_device_approval_is_reported_not_prompted_then_completes(fake, caplog, reader):
     fake.require_approval = True
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="trading.brokers.robinhood"):
-        with pytest.raises(BrokerError) as caught:
-            get_broker().account()
+    with (
+        caplog.at_level(logging.WARNING, logger="trading.brokers.robinhood"),
+        pytest.raises(BrokerError) as caught,
+    ):
+        get_broker().account()
     assert time.monotonic() - started < 5  # robin-stocks would poll for two minutes
     assert caught.value.code == "broker_approval_needed" and not caught.value.permanent
     assert "approval needed" in caplog.text
