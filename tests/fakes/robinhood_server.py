@@ -15,6 +15,7 @@ Fault injection (matched on method and path prefix, `times` requests):
 
 * `fail_next(method, path, status, body=None, headers=None, times=1)`: answer an error, do nothing;
 * `raw_next(method, path, body: bytes, status=200, headers=None)`: answer these exact bytes;
+* `delay_next(method, path, seconds)`: sleep first, then answer normally;
 * `lose_response_next(method, path)`: process the request (the order *is* created), then drop
   the connection without an answer.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +54,7 @@ class Rule:
     body: bytes | None = None
     headers: dict = field(default_factory=dict)
     lose: bool = False
+    delay: float = 0.0
 
 
 @dataclass
@@ -145,6 +148,10 @@ class FakeRobinhood:
 
     def raw_next(self, method, path, body: bytes, status=200, headers=None, times=1) -> None:
         self.rules.append(Rule(method, path, times, status, body, headers or {}))
+
+    def delay_next(self, method, path, seconds: float, times=1) -> None:
+        """Sleep before answering (the request is processed afterwards, like a slow server)."""
+        self.rules.append(Rule(method, path, times, None, delay=seconds))
 
     def lose_response_next(self, method, path, times=1) -> None:
         self.rules.append(Rule(method, path, times, None, lose=True))
@@ -490,6 +497,10 @@ def _handler(fake: FakeRobinhood):
             body = self.parse_body(raw)
             with fake.lock:
                 rule = fake.rule_for(method, parts.path)
+            if rule is not None and rule.delay:
+                time.sleep(rule.delay)
+                rule = None
+            with fake.lock:
                 status: int | None
                 if rule is not None and not rule.lose:
                     status, payload, extra = rule.status, rule.body or b"", rule.headers
