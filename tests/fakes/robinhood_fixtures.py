@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes.robinhood_server import MFA_SECRET, PASSWORD, USERNAME, FakeRobinhood
+from tests.fakes.robinhood_login import MFA_SECRET, PASSWORD, USERNAME
+from tests.fakes.robinhood_server import FakeRobinhood
 
 
 @pytest.fixture

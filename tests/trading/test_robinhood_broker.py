@@ -14,7 +14,7 @@ from django.utils import timezone
 from tests.fakes.robinhood_fixtures import fake_robinhood, robinhood_settings  # noqa: F401
 from trading.brokers import broker_health, get_broker
 from trading.brokers.base import BrokerError, OrderRequest
-from trading.brokers.robinhood import REF_NAMESPACE, map_state, ref_id_for
+from trading.brokers.robinhood_orders import REF_NAMESPACE, map_state, ref_id_for
 from trading.models import RobinhoodLogin
 
 pytestmark = pytest.mark.django_db

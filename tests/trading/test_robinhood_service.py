@@ -11,7 +11,7 @@ import pytest
 from tests.fakes.robinhood_fixtures import fake_robinhood, robinhood_settings  # noqa: F401
 from tests.helpers import submit
 from trading import services
-from trading.brokers.robinhood import ref_id_for
+from trading.brokers.robinhood_orders import ref_id_for
 from trading.models import Order, OrderStatus, Position, Trade
 
 pytestmark = pytest.mark.django_db

@@ -27,9 +27,8 @@ again by listing recent orders and matching ref_id (Robinhood has no lookup by r
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,122 +43,30 @@ from trading.brokers.base import (
     BrokerError,
     BrokerOrder,
     BrokerPosition,
-    Fill,
     OrderRequest,
 )
 from trading.brokers.robinhood_auth import RobinhoodAuth
 from trading.brokers.robinhood_http import RobinhoodHTTP, Unauthorized, parse_time
+from trading.brokers.robinhood_orders import (
+    OPEN_STATES,
+    check_request,
+    order_from_robinhood,
+    order_payload,
+    ref_id_for,
+    to_decimal,
+    uuid_or_none,
+)
 
 logger = logging.getLogger("trading.brokers.robinhood")
 
-REF_NAMESPACE = uuid.UUID("5d0f1f4e-6f3a-5b8e-9a51-7b6f0e2f9c11")
 NEW_YORK = ZoneInfo("America/New_York")
-LIVE = "live"  # partially_filled if anything filled, else new
-# Robinhood order state -> ours. "queued"/"unconfirmed": received, not yet routed; "confirmed":
-# working at the venue. An unknown state is treated as live (the order exists), never terminal.
-STATE_MAP = {
-    "queued": "accepted",
-    "unconfirmed": "accepted",
-    "confirmed": LIVE,
-    "partially_filled": "partially_filled",
-    "filled": "filled",
-    "cancelled": "canceled",
-    "canceled": "canceled",
-    "rejected": "rejected",
-    "failed": "rejected",
-    "voided": "rejected",
-    "expired": "expired",
-}
-OPEN_STATES = {"queued", "unconfirmed", "confirmed", "partially_filled"}
 # Open gtc orders live up to 90 days at Robinhood; listings look this far back.
 OPEN_LOOKBACK = timedelta(days=92)
 # A ref_id is searched among orders updated since shortly before its row was written.
 LOOKUP_SLACK = timedelta(minutes=10)
-TIME_IN_FORCE = {"day": "gfd", "gtc": "gtc"}
 # (API URL, symbol) <-> (API URL, instrument URL); instruments do not change: a process keeps them.
 _instrument_urls: dict[tuple[str, str], str] = {}
 _instrument_symbols: dict[tuple[str, str], str] = {}
-
-
-def ref_id_for(client_order_id: str) -> str:
-    """Robinhood's ref_id for our client_order_id: the UUIDv5 of it (stable across retries)."""
-    return str(uuid.uuid5(REF_NAMESPACE, client_order_id))
-
-
-def _dec(value: Any, default: Decimal | None = None) -> Decimal | None:
-    if value is None or value == "":
-        return default
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return default
-
-
-def map_state(state: str, *, filled_qty: Decimal) -> str:
-    mapped = STATE_MAP.get(state)
-    if mapped is None:
-        logger.warning("Unknown Robinhood order state %r; treating it as live", state)
-        mapped = LIVE
-    if mapped == LIVE:
-        return "partially_filled" if filled_qty > 0 else "new"
-    return mapped
-
-
-def _our_type(raw: dict) -> str:
-    stop = str(raw.get("trigger") or "immediate") == "stop"
-    limit = str(raw.get("type") or "market") == "limit"
-    if stop:
-        return "stop_limit" if limit and raw.get("price") and raw.get("stop_price") else "stop"
-    # A market buy goes out as a limit with a collar (preset_percent_limit), as robin-stocks
-    # sends it: it is our market order.
-    if limit and raw.get("preset_percent_limit") not in (None, ""):
-        return "market"
-    return "limit" if limit else "market"
-
-
-def order_from_robinhood(raw: dict, *, client_order_id: str, symbol: str) -> BrokerOrder:
-    """Our BrokerOrder for Robinhood's order JSON; its executions are the fills."""
-    filled_qty = _dec(raw.get("cumulative_quantity"), Decimal("0"))
-    state = str(raw.get("state") or "")
-    status = map_state(state, filled_qty=filled_qty)
-    fills = []
-    for execution in raw.get("executions") or []:
-        if not isinstance(execution, dict):
-            continue
-        qty, price = _dec(execution.get("quantity")), _dec(execution.get("price"))
-        if qty is None or price is None or qty <= 0:
-            continue
-        fills.append(
-            Fill(
-                qty=qty,
-                price=price,
-                fee=Decimal("0"),
-                executed_at=parse_time(execution.get("timestamp")) or timezone.now(),
-                broker_trade_id=str(execution.get("id") or ""),
-            )
-        )
-    order_type = _our_type(raw)
-    tif = "day" if raw.get("time_in_force") == "gfd" else str(raw.get("time_in_force") or "day")
-    reject_reason = ""
-    if status == "rejected":
-        reject_reason = str(raw.get("reject_reason") or f"{state} at Robinhood")
-    return BrokerOrder(
-        client_order_id=client_order_id,
-        broker_order_id=str(raw.get("id") or ""),
-        symbol=symbol,
-        side=str(raw.get("side") or ""),
-        type=order_type,
-        qty=_dec(raw.get("quantity"), Decimal("0")),
-        status=status,
-        filled_qty=filled_qty,
-        filled_avg_price=_dec(raw.get("average_price")),
-        limit_price=_dec(raw.get("price")) if order_type in ("limit", "stop_limit") else None,
-        stop_price=_dec(raw.get("stop_price")),
-        time_in_force=tif,
-        reject_reason=reject_reason,
-        submitted_at=parse_time(raw.get("created_at")),
-        fills=fills,
-    )
 
 
 def _login_health() -> dict:
@@ -327,13 +234,17 @@ class RobinhoodBroker(BaseBroker):
         portfolio = self._call("GET", f"portfolios/{number}/", action="get_account")
         if not isinstance(portfolio, dict):
             raise self._bad("get_account", "a portfolio")
-        cash = _dec(account.get("portfolio_cash"), None) or _dec(account.get("cash"), Decimal(0))
-        equity = _dec(portfolio.get("extended_hours_equity")) or _dec(portfolio.get("equity"), cash)
+        cash = to_decimal(account.get("portfolio_cash"), None) or to_decimal(
+            account.get("cash"), Decimal(0)
+        )
+        equity = to_decimal(portfolio.get("extended_hours_equity")) or to_decimal(
+            portfolio.get("equity"), cash
+        )
         deactivated = account.get("deactivated") or account.get("locked")
         return BrokerAccount(
             cash=cash,
             equity=equity,
-            buying_power=_dec(account.get("buying_power"), Decimal("0")),
+            buying_power=to_decimal(account.get("buying_power"), Decimal("0")),
             currency="USD",
             status="INACTIVE" if deactivated else "ACTIVE",
         )
@@ -344,7 +255,7 @@ class RobinhoodBroker(BaseBroker):
             params["account_number"] = self.account_number
         positions = []
         for raw in self._pages("positions/", action="get_positions", params=params):
-            qty = _dec(raw.get("quantity"), Decimal("0"))
+            qty = to_decimal(raw.get("quantity"), Decimal("0"))
             if not qty:
                 continue
             symbol = raw.get("symbol") or self._symbol_of(str(raw.get("instrument") or ""))
@@ -352,7 +263,7 @@ class RobinhoodBroker(BaseBroker):
                 BrokerPosition(
                     symbol=str(symbol),
                     qty=qty,
-                    avg_entry_price=_dec(raw.get("average_buy_price"), Decimal("0")),
+                    avg_entry_price=to_decimal(raw.get("average_buy_price"), Decimal("0")),
                 )
             )
         return positions
@@ -367,7 +278,7 @@ class RobinhoodBroker(BaseBroker):
             client_order_id = refs[ref_id]
         else:
             client_order_id = (
-                RobinhoodOrderRef.objects.filter(ref_id=_uuid_or_none(ref_id))
+                RobinhoodOrderRef.objects.filter(ref_id=uuid_or_none(ref_id))
                 .values_list("client_order_id", flat=True)
                 .first()
             ) or f"rh-{ref_id}"
@@ -391,7 +302,7 @@ class RobinhoodBroker(BaseBroker):
         if status != "all":
             want_open = status == "open"
             rows = [r for r in rows if (r.get("state") in OPEN_STATES) == want_open]
-        ids = [u for u in (_uuid_or_none(r.get("ref_id")) for r in rows) if u]
+        ids = [u for u in (uuid_or_none(r.get("ref_id")) for r in rows) if u]
         refs = {
             str(ref): client_id
             for ref, client_id in RobinhoodOrderRef.objects.filter(ref_id__in=ids).values_list(
@@ -451,55 +362,13 @@ class RobinhoodBroker(BaseBroker):
         )
 
     def _payload(self, request: OrderRequest) -> dict:
-        """robin-stocks' `order()` payload (form-encoded; None values are left out)."""
-        if request.type not in ("market", "limit", "stop", "stop_limit"):
-            raise BrokerError(
-                f"Unsupported order type {request.type!r}",
-                permanent=True,
-                code="broker_validation_error",
-            )
-        for name in ("limit_price", "stop_price"):
-            needed = (name == "limit_price" and request.type in ("limit", "stop_limit")) or (
-                name == "stop_price" and request.type in ("stop", "stop_limit")
-            )
-            if needed and getattr(request, name) is None:
-                raise BrokerError(
-                    f"{name} is required", permanent=True, code="broker_validation_error"
-                )
-        instrument = self._instrument_of(request.symbol)
-        account = self._account_row()
+        check_request(request)
+        instrument_url = self._instrument_of(request.symbol)  # an unknown symbol fails first
+        account_url = self._account_row()["url"]
         quote = self._get_quote(request.symbol)
-        price: Any = request.limit_price
-        payload: dict[str, Any] = {
-            "account": account["url"],
-            "instrument": instrument,
-            "symbol": request.symbol,
-            "ask_price": quote.get("ask_price"),
-            "bid_price": quote.get("bid_price"),
-            "bid_ask_timestamp": timezone.now().strftime("%Y-%m-%d %H:%M:%S.%f"),
-            "quantity": str(request.qty),
-            "ref_id": ref_id_for(request.client_order_id),
-            "type": "limit" if request.type in ("limit", "stop_limit") else "market",
-            "stop_price": str(request.stop_price) if request.stop_price is not None else None,
-            "time_in_force": TIME_IN_FORCE.get(request.time_in_force, "gfd"),
-            "trigger": "stop" if request.type in ("stop", "stop_limit") else "immediate",
-            "side": request.side,
-            "market_hours": "regular_hours",
-            "extended_hours": False,
-            "order_form_version": 4,
-        }
-        if request.type == "stop" and request.side == "buy":
-            price = request.stop_price
-        if request.type == "market":
-            price_field = "ask_price" if request.side == "buy" else "bid_price"
-            price = quote.get(price_field)
-            if request.side == "buy":
-                # robin-stocks: a regular-hours market buy is a limit 5% through the ask.
-                payload["type"], payload["preset_percent_limit"] = "limit", "0.05"
-            else:
-                price = None
-        payload["price"] = str(price) if price is not None else None
-        return {key: value for key, value in payload.items() if value is not None}
+        return order_payload(
+            request, account_url=account_url, instrument_url=instrument_url, quote=quote
+        )
 
     def _cancel_order(self, broker_order_id: str) -> None:
         self._call("POST", f"orders/{broker_order_id}/cancel/", action="cancel_order")
@@ -530,10 +399,3 @@ class RobinhoodBroker(BaseBroker):
             return {}
         raw = self._call("GET", str(url), action="get_clock")
         return raw if isinstance(raw, dict) else {}
-
-
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
