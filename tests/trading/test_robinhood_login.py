@@ -208,3 +208,17 @@ def test_missing_credentials_fail_at_construction(fake, settings):
     settings.ROBINHOOD_PASSWORD = ""
     with pytest.raises(ImproperlyConfigured, match="ROBINHOOD_PASSWORD"):
         get_broker()
+
+
+def test_rate_limited_login_cools_down_and_is_not_repeated(fake):
+    fake.fail_next("POST", "/oauth2/token/", status=429, headers={"Retry-After": "3600"})
+    with pytest.raises(BrokerError) as caught:
+        get_broker().account()
+    assert caught.value.code == "rate_limited" and not caught.value.permanent
+
+    for _ in range(3):  # restarts, retries: nothing reaches Robinhood
+        with pytest.raises(BrokerError):
+            get_broker().account()
+    assert len(fake.requests_to("POST", "/oauth2/token/")) == 1
+    row = RobinhoodLogin.objects.get()
+    assert row.state == "rate_limited" and "429 on login" in row.detail
