@@ -222,3 +222,15 @@ def test_rate_limited_login_cools_down_and_is_not_repeated(fake):
     assert len(fake.requests_to("POST", "/oauth2/token/")) == 1
     row = RobinhoodLogin.objects.get()
     assert row.state == "rate_limited" and "429 on login" in row.detail
+
+
+def test_admin_shows_the_login_state_but_no_token(fake, admin_client):
+    get_broker().account()
+    [access] = fake.access_tokens
+
+    page = admin_client.get("/admin/trading/robinhoodlogin/1/change/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "ok" in text and access not in text
+    assert RobinhoodLogin.objects.get().access_token not in text  # nor its ciphertext
