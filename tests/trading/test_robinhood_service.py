@@ -135,3 +135,23 @@ def test_approval_needed_leaves_orders_pending_not_rejected(robinhood, trader):
     assert robinhood.orders == {}
     status = trader.get("/api/v1/status").json()
     assert status["broker_state"]["state"] == "approval_needed"
+
+
+def test_open_orders_are_refreshed_with_one_listing_per_collection(robinhood):
+    orders = [
+        services.order_submit(
+            symbol="SPY", side="buy", qty=Decimal("1"), type="limit", limit_price=Decimal("90")
+        ).order
+        for _ in range(3)
+    ]
+    robinhood.set_state(orders[0].broker_order_id, "filled", fill_price="89.50")
+    robinhood.set_state(orders[1].broker_order_id, "confirmed")
+    before = len(robinhood.requests)
+
+    services.orders_process_bars()
+
+    calls = [(r.method, r.path) for r in robinhood.requests[before:]]
+    assert calls == [("GET", "/orders/")]  # not one call per open order
+    statuses = [Order.objects.get(pk=o.pk).status for o in orders]
+    assert statuses == [OrderStatus.FILLED, OrderStatus.NEW, OrderStatus.ACCEPTED]
+    assert Trade.objects.get(order=orders[0]).price == Decimal("89.5")

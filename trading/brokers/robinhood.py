@@ -27,6 +27,7 @@ again by listing recent orders and matching ref_id (Robinhood has no lookup by r
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Min
 from django.utils import timezone
 
 from trading.brokers.base import (
@@ -333,6 +335,50 @@ class RobinhoodBroker(BaseBroker):
         if not isinstance(raw, dict):
             raise self._bad("get_order", "an order")
         return self._order(raw, {ref_id: client_order_id})
+
+    def orders_after_bars(
+        self, client_order_ids: Iterable[str], *, now: datetime
+    ) -> Iterator[BrokerOrder]:
+        """One listing of the orders updated since the oldest of ours was sent, instead of one
+        call per open order (fewer calls, less lockout risk); an order the listing misses is
+        looked up alone."""
+        from trading.models import RobinhoodOrderRef
+
+        wanted = list(client_order_ids)
+        if not wanted:
+            return
+        refs = dict(
+            RobinhoodOrderRef.objects.filter(client_order_id__in=wanted).values_list(
+                "ref_id", "client_order_id"
+            )
+        )
+        listed: dict[str, dict] = {}
+        if refs:
+            oldest = RobinhoodOrderRef.objects.filter(ref_id__in=list(refs)).aggregate(
+                oldest=Min("created_at")
+            )["oldest"]
+            try:
+                rows = self._list(since=oldest - LOOKUP_SLACK)
+            except BrokerError as exc:
+                logger.warning("could not list Robinhood orders: %s", exc.message)
+                return
+            by_ref = {str(ref): client_id for ref, client_id in refs.items()}
+            for raw in rows:
+                client_id = by_ref.get(str(raw.get("ref_id")))
+                if client_id is not None:
+                    listed[client_id] = raw
+        for client_order_id in wanted:
+            raw = listed.get(client_order_id)
+            try:
+                if raw is not None:
+                    yield self._order(raw, {ref_id_for(client_order_id): client_order_id})
+                    continue
+                state = self._get_order_by_client_id(client_order_id)
+            except BrokerError as exc:
+                logger.warning("could not refresh order %s: %s", client_order_id, exc.message)
+                continue
+            if state is not None:
+                yield state
 
     def _get_quote(self, symbol: str) -> dict:
         body = self._call("GET", "quotes/", action="quote", params={"symbols": symbol})
