@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from core.http import guarded_session, origin
@@ -172,10 +173,12 @@ class RobinhoodHTTP:
     def _succeeded(self) -> None:
         from trading.models import RobinhoodLogin, RobinhoodLoginState
 
-        # One UPDATE only when there is something to clear (the common case writes nothing).
-        RobinhoodLogin.objects.filter(pk=1, rate_limit_strikes__gt=0).update(rate_limit_strikes=0)
-        RobinhoodLogin.objects.filter(pk=1, state=RobinhoodLoginState.RATE_LIMITED).update(
-            state=RobinhoodLoginState.OK, detail=""
+        # One UPDATE that matches nothing in the common case (nothing to clear).
+        limited = Q(state=RobinhoodLoginState.RATE_LIMITED)
+        RobinhoodLogin.objects.filter(Q(rate_limit_strikes__gt=0) | limited, pk=1).update(
+            rate_limit_strikes=0,
+            state=Case(When(limited, then=Value(RobinhoodLoginState.OK)), default=F("state")),
+            detail=Case(When(limited, then=Value("")), default=F("detail")),
         )
 
     # -- calls -------------------------------------------------------------------------------
