@@ -93,12 +93,12 @@ def approval_needed(detail: str) -> BrokerError:
     )
 
 
-def _login_row(*, lock: bool):
+def _login_row():
+    """The login row, created if missing, locked until the end of the transaction."""
     from trading.models import RobinhoodLogin
 
     RobinhoodLogin.objects.get_or_create(pk=1)
-    rows = RobinhoodLogin.objects.select_for_update() if lock else RobinhoodLogin.objects
-    return rows.get(pk=1)
+    return RobinhoodLogin.objects.select_for_update().get(pk=1)
 
 
 class RobinhoodAuth:
@@ -107,8 +107,10 @@ class RobinhoodAuth:
 
     def authorization(self) -> str:
         """`Bearer <access token>`, logging in (refresh first) when there is no valid one."""
-        row = _login_row(lock=False)
-        token = self._valid_access(row)
+        from trading.models import RobinhoodLogin
+
+        row = RobinhoodLogin.objects.filter(pk=1).first()
+        token = self._valid_access(row) if row is not None else ""
         if token and not row.challenge:
             return f"Bearer {token}"
         return self._login()
@@ -133,7 +135,7 @@ class RobinhoodAuth:
         when the login fails (the error is raised after the commit)."""
         error: BrokerError | None = None
         with transaction.atomic():
-            row = _login_row(lock=True)
+            row = _login_row()
             token = self._valid_access(row)
             if token and not row.challenge:
                 return f"Bearer {token}"  # another worker logged in meanwhile
@@ -358,7 +360,7 @@ def challenge_respond(code: str) -> str:
     the next call then continues the workflow at once. Returns the challenge's new status."""
     http = RobinhoodHTTP()
     with transaction.atomic():
-        row = _login_row(lock=True)
+        row = _login_row()
         challenge_id = row.challenge.get("challenge_id")
         if not challenge_id:
             raise BrokerError(

@@ -42,6 +42,24 @@ MAX_PAGES = 20  # a paginated listing stops here (20 x Robinhood's page of 100 o
 PACE_KEY = "robinhood:pace"
 
 
+_sessions = threading.local()
+
+
+def _thread_session(base_url: str, timeout: float, deadline: float, max_bytes: int):
+    """One guarded session per thread and configuration: a broker is built per service call,
+    and a fresh session per call would mean a fresh TCP and TLS handshake per call."""
+    key = (base_url, timeout, deadline, max_bytes)
+    cache = getattr(_sessions, "by_key", None)
+    if cache is None:
+        cache = _sessions.by_key = {}
+    session = cache.get(key)
+    if session is None:
+        session = guarded_session(timeout=timeout, deadline=deadline, max_bytes=max_bytes)
+        session.headers.update(HEADERS)
+        cache[key] = session
+    return session
+
+
 class Unauthorized(BrokerError):
     """A 401: the access token expired or was revoked. The auth layer refreshes and retries."""
 
@@ -85,14 +103,12 @@ class RobinhoodHTTP:
 
     def __init__(self) -> None:
         self.base_url = settings.ROBINHOOD_API_URL.rstrip("/") + "/"
-        self.session = guarded_session(
-            timeout=settings.ROBINHOOD_TIMEOUT_SECONDS,
-            deadline=min(
-                settings.OUTBOUND_HTTP_DEADLINE_SECONDS, 3 * settings.ROBINHOOD_TIMEOUT_SECONDS
-            ),
-            max_bytes=settings.OUTBOUND_HTTP_MAX_BYTES,
+        self.session = _thread_session(
+            self.base_url,
+            settings.ROBINHOOD_TIMEOUT_SECONDS,
+            min(settings.OUTBOUND_HTTP_DEADLINE_SECONDS, 3 * settings.ROBINHOOD_TIMEOUT_SECONDS),
+            settings.OUTBOUND_HTTP_MAX_BYTES,
         )
-        self.session.headers.update(HEADERS)
 
     def url(self, path_or_url: str) -> str:
         """An absolute URL on the API's origin. A URL Robinhood handed us (a `next` page, an
