@@ -6,10 +6,10 @@ Which client: a small adapter over `requests` that calls the endpoints the way t
 and getpass() prompts and a two-minute polling loop when Robinhood asks for device approval,
 stores its tokens as a pickle in ~/.tokens, keeps one global session without timeouts on GETs
 or a size cap, and swallows HTTP errors into `None`; none of that fits a server process. The
-adapter (`robinhood_http`, `robinhood_auth`, this module) keeps its payloads and endpoints and
-adds what the project requires of every outbound call (core.http), pacing and cool-downs against
-lockouts, encrypted token storage in the database, and device approval reported in /status and
-/health instead of prompting.
+adapter (`robinhood_http`, `robinhood_auth`, `robinhood_orders`, this module) keeps its
+payloads and endpoints and adds what the project requires of every outbound call (core.http),
+pacing and cool-downs against lockouts, encrypted token storage in the database, and device
+approval reported in /status and /health instead of prompting.
 
 Endpoints (relative to ROBINHOOD_API_URL, https://api.robinhood.com): oauth2/token/,
 pathfinder/user_machine/, pathfinder/inquiries/{id}/user_view/, push/{id}/get_prompts_status/,
