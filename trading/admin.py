@@ -11,6 +11,7 @@ from trading.models import (
     KillSwitch,
     Order,
     Position,
+    RobinhoodLogin,
     Trade,
     TradingSession,
 )
@@ -126,6 +127,23 @@ class PositionAdmin(admin.ModelAdmin):
     list_display = ["session", "symbol", "qty", "avg_entry_price", "last_price", "realized_pnl"]
     list_filter = ["session", "symbol"]
     readonly_fields = [f.name for f in Position._meta.fields]
+
+
+@admin.register(RobinhoodLogin)
+class RobinhoodLoginAdmin(admin.ModelAdmin):
+    """The experimental Robinhood broker's login state. The tokens are never shown (they are
+    ciphertext anyway); deleting the row forgets them and the device (the next call logs in
+    afresh and may need a new approval)."""
+
+    list_display = ["username", "state", "detail", "cooldown_until", "updated_at"]
+    fields = ["username", "state", "detail", "access_expires_at", "cooldown_until", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(EquitySnapshot)

@@ -273,3 +273,50 @@ class ApiKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
+
+
+class RobinhoodLoginState(models.TextChoices):
+    LOGGED_OUT = "logged_out"
+    OK = "ok"
+    APPROVAL_NEEDED = "approval_needed"
+    LOGIN_FAILED = "login_failed"
+    RATE_LIMITED = "rate_limited"
+
+
+class RobinhoodLogin(models.Model):
+    """The experimental Robinhood broker's login (one row): its OAuth tokens and device token,
+    Fernet-encrypted with a key derived from SECRET_KEY (trading.brokers.robinhood_auth), and
+    the state status/health report. The tokens never go to a file."""
+
+    username = models.CharField(max_length=150, blank=True)
+    device_token = models.TextField(blank=True)  # encrypted
+    access_token = models.TextField(blank=True)  # encrypted
+    refresh_token = models.TextField(blank=True)  # encrypted
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(
+        max_length=20, choices=RobinhoodLoginState.choices, default=RobinhoodLoginState.LOGGED_OUT
+    )
+    detail = models.CharField(max_length=255, blank=True)
+    # The open verification workflow: workflow_id, machine_id, challenge_id, challenge_type.
+    challenge = models.JSONField(default=dict, blank=True)
+    # No call (no login either) before this time: a 429's Retry-After, a refused login.
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+    # Consecutive 429s without a success: each doubles the next cool-down.
+    rate_limit_strikes = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Robinhood login ({self.state})"
+
+
+class RobinhoodOrderRef(models.Model):
+    """Our client_order_id and the `ref_id` (a UUIDv5 of it) sent with the order, written before
+    the order is sent, so a lost response is found again by its ref_id."""
+
+    ref_id = models.UUIDField(primary_key=True)
+    client_order_id = models.CharField(max_length=128, unique=True)
+    broker_order_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} -> {self.ref_id}"

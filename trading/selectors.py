@@ -159,6 +159,7 @@ def status_get() -> dict:
     """The snapshot behind GET /status and the WebSocket `status` event (JSON-ready)."""
     from marketdata.selectors import last_collected_at, market_clock
     from streaming.events import iso_utc
+    from trading.brokers import broker_health
 
     session = session_current() or session_latest()
     switch = kill_switch_get()
@@ -176,6 +177,7 @@ def status_get() -> dict:
         },
         "session": session_payload(session) if session else None,
         "broker": settings.BROKER,
+        "broker_state": broker_health(),
         "marketdata_provider": settings.MARKETDATA_PROVIDER,
         "clock": clock["clock"],
         "market_time": iso_utc(clock["market_time"]),

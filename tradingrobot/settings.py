@@ -328,6 +328,7 @@ BROKER = env.str("BROKER", default="paper")
 BROKER_BACKENDS = {
     "paper": "trading.brokers.paper.PaperBroker",
     "alpaca": "trading.brokers.alpaca.AlpacaBroker",
+    "robinhood": "trading.brokers.robinhood.RobinhoodBroker",
 }
 if BROKER not in BROKER_BACKENDS and "." not in BROKER:
     raise ImproperlyConfigured(
@@ -341,6 +342,26 @@ ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="")
 ALPACA_PAPER = env.bool("ALPACA_PAPER", default=True)
 ALPACA_URL_OVERRIDE = env.str("ALPACA_URL_OVERRIDE", default="") or None
 ALPACA_DATA_URL_OVERRIDE = env.str("ALPACA_DATA_URL_OVERRIDE", default="") or None
+# The experimental Robinhood broker (unofficial API; README "Robinhood (experimental, unofficial)").
+ROBINHOOD_USERNAME = env.str("ROBINHOOD_USERNAME", default="")
+ROBINHOOD_PASSWORD = env.str("ROBINHOOD_PASSWORD", default="")
+ROBINHOOD_MFA_SECRET = env.str("ROBINHOOD_MFA_SECRET", default="")
+ROBINHOOD_ACCOUNT_NUMBER = env.str("ROBINHOOD_ACCOUNT_NUMBER", default="")
+ROBINHOOD_API_URL = env.str("ROBINHOOD_API_URL", default="https://api.robinhood.com")
+ROBINHOOD_TIMEOUT_SECONDS = env.float("ROBINHOOD_TIMEOUT_SECONDS", default=10)
+# At most one call per this interval across all processes (bursts get accounts locked out).
+ROBINHOOD_MIN_INTERVAL_SECONDS = env.float("ROBINHOOD_MIN_INTERVAL_SECONDS", default=1.0)
+# A 429 whose Retry-After is at most this long is waited out once; a longer one (or a second)
+# starts a cool-down, kept in the database, during which no call is made.
+ROBINHOOD_RETRY_AFTER_MAX_WAIT_SECONDS = env.float(
+    "ROBINHOOD_RETRY_AFTER_MAX_WAIT_SECONDS", default=5
+)
+ROBINHOOD_COOLDOWN_SECONDS = env.float("ROBINHOOD_COOLDOWN_SECONDS", default=60)
+ROBINHOOD_MAX_COOLDOWN_SECONDS = env.float("ROBINHOOD_MAX_COOLDOWN_SECONDS", default=3600)
+# After a refused password login, no new login attempt for this long (repeated failures lock).
+ROBINHOOD_LOGIN_RETRY_SECONDS = env.float("ROBINHOOD_LOGIN_RETRY_SECONDS", default=900)
+# While a device approval is pending, its status is asked at most this often.
+ROBINHOOD_APPROVAL_POLL_SECONDS = env.float("ROBINHOOD_APPROVAL_POLL_SECONDS", default=30)
 
 # --- Market data ---------------------------------------------------------------------------------
 MARKETDATA_PROVIDER = env.str("MARKETDATA_PROVIDER", default="synthetic")

@@ -245,12 +245,24 @@ class SessionSummarySerializer(serializers.Serializer):
     stop_reason = serializers.CharField(allow_blank=True)
 
 
+class BrokerStateSerializer(serializers.Serializer):
+    """The broker's own state (BaseBroker.health): e.g. a Robinhood login awaiting approval."""
+
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    state = serializers.CharField(help_text="ok, logged_out, approval_needed, login_failed, ...")
+    detail = serializers.CharField(allow_blank=True)
+    experimental = serializers.BooleanField(required=False)
+    cooldown_until = serializers.DateTimeField(allow_null=True, required=False)
+
+
 class StatusSerializer(serializers.Serializer):
     trading_enabled = serializers.BooleanField()
     halted = serializers.BooleanField()
     kill_switch = KillSwitchStateSerializer()
     session = SessionSummarySerializer(allow_null=True)
     broker = serializers.CharField()
+    broker_state = BrokerStateSerializer()
     marketdata_provider = serializers.CharField()
     clock = serializers.ChoiceField(choices=["simulated", "exchange"])
     market_time = serializers.DateTimeField()

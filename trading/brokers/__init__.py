@@ -15,6 +15,15 @@ def _broker_class(path: str) -> type[BaseBroker]:
     return import_string(path)
 
 
+def broker_health() -> dict:
+    """The configured broker's `health()` (no instance, no call to the broker)."""
+    path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)
+    broker_class = _broker_class(path)
+    if not hasattr(broker_class, "health"):  # a third-party class not built on BaseBroker
+        return {"name": settings.BROKER, "ok": True, "state": "ok", "detail": ""}
+    return broker_class.health()
+
+
 def get_broker() -> BaseBroker:
     """A broker instance for the configured backend (`paper`, `alpaca` or a dotted path)."""
     path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)

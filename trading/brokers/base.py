@@ -115,6 +115,13 @@ class BaseBroker:
     # Dotted path of the broker's order-update stream (realtime.sources.base.StreamSource), or "".
     stream_source = ""
 
+    @classmethod
+    def health(cls) -> dict:
+        """The broker's own state for /status and /health, read without calling the broker (a
+        live broker's login, a pending device approval, a rate-limit cool-down). `ok` false
+        makes /health say `degraded`; `state` and `detail` say why."""
+        return {"name": cls.name, "ok": True, "state": "ok", "detail": ""}
+
     # --- for synchronous callers: typed, one per interface method ----------------------------
 
     def submit(self, request: OrderRequest) -> BrokerOrder:

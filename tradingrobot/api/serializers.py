@@ -8,6 +8,7 @@ from rest_framework import serializers
 from core.shapes import Money
 from marketdata.api.serializers import OhlcvSerializer
 from trading.api.serializers import (
+    BrokerStateSerializer,
     OrderSerializer,
     PositionPayloadSerializer,
     SessionSummarySerializer,
@@ -33,6 +34,7 @@ class HealthSerializer(serializers.Serializer):
     redis = CheckSerializer(required=False)
     market_data = FreshnessSerializer(required=False)
     halted = serializers.BooleanField(allow_null=True, required=False)
+    broker_state = BrokerStateSerializer(required=False)
 
 
 class StrategySummarySerializer(serializers.Serializer):

@@ -23,6 +23,17 @@ def _check_database() -> dict:
         return {"ok": False, "error": str(exc)[:200]}
 
 
+def _check_broker() -> dict:
+    """The broker's own state (a live login awaiting approval, a rate-limit cool-down), read
+    from our database: health never calls the broker."""
+    from trading.brokers import broker_health
+
+    try:
+        return broker_health()
+    except Exception as exc:  # noqa: BLE001
+        return {"name": settings.BROKER, "ok": False, "state": "error", "detail": str(exc)[:200]}
+
+
 def _check_redis() -> dict:
     from streaming.redis import client
 
@@ -43,7 +54,8 @@ def _check_redis() -> dict:
     )
 )
 class HealthView(APIView):
-    """Is the database up, is Redis up, how old is the newest bar, is trading halted.
+    """Is the database up, is Redis up, how old is the newest bar, is trading halted, is the
+    broker usable (e.g. a Robinhood login waiting for device approval says `degraded`).
 
     Public for load balancers, but anonymous callers get the overall status only: the details
     (upstream error text with URLs, the provider's breaker, the symbols) need a key or a
@@ -65,7 +77,9 @@ class HealthView(APIView):
         redis = _check_redis()
         market_data: dict = {"last_bar_age_seconds": None, "stale": True}
         halted = None
+        broker = {"name": settings.BROKER, "ok": False, "state": "unknown", "detail": ""}
         if database["ok"]:
+            broker = _check_broker()
             from marketdata.selectors import last_collected_at
             from trading.selectors import kill_switch_get
 
@@ -81,7 +95,7 @@ class HealthView(APIView):
 
             market_data.update(market_data_health())
             halted = kill_switch_get().engaged
-        ok = database["ok"] and redis["ok"]
+        ok = database["ok"] and redis["ok"] and broker["ok"]
         status_code = 200 if database["ok"] else 503
         if not HasReadScope().has_permission(request, self):
             return Response({"status": "ok" if ok else "degraded"}, status=status_code)
@@ -91,6 +105,7 @@ class HealthView(APIView):
             "redis": redis,
             "market_data": market_data,
             "halted": halted,
+            "broker_state": broker,
         }
         return Response(body, status=status_code)
 
