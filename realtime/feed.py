@@ -247,3 +247,14 @@ class MarketFeed:
         self._stopping = True
         self._last_sent.clear()
         self._wake.set()
+
+
+def market_silence_limit() -> float | None:
+    """A market-data source's `silence_limit()`: STREAM_SILENCE_SECONDS while the market is open,
+    else None (no trades, no quotes: silence is normal). The simulated market is always moving.
+    Calendar arithmetic only, no database: the runner asks from its event loop."""
+    from marketdata import calendar
+
+    if settings.MARKET_CLOCK == "simulated" or calendar.is_open(calendar.utcnow()):
+        return float(settings.STREAM_SILENCE_SECONDS)
+    return None
