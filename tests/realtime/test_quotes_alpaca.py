@@ -116,9 +116,8 @@ def test_a_second_connection_gets_406_and_the_first_keeps_streaming(fake, caplog
 
 
 def test_too_many_symbols_ends_the_run_with_405():
-    with FakeAlpacaDataStream(max_symbols=1) as fake:
-        with pytest.raises(StreamRefused) as refused:
-            asyncio.run(_source(fake).run(RecordingLink()))
+    with FakeAlpacaDataStream(max_symbols=1) as fake, pytest.raises(StreamRefused) as refused:
+        asyncio.run(_source(fake).run(RecordingLink()))
     assert refused.value.code == 405
     assert fake.authenticated == 0
 
@@ -148,7 +147,7 @@ def test_hostile_frames_are_skipped_and_the_stream_stays_up(fake, caplog):
         msgpack.packb([{"T": "t", "S": "AAPL", "p": 1.0, "s": 1, "t": now}]),  # not subscribed
         msgpack.packb([{"T": "q", "S": "QQQ", "bp": -1, "ap": 0, "t": now}]),
         msgpack.packb([{"T": "zzz", "S": "SPY"}]),
-        "[{\"T\": \"t\", \"S\": \"SPY\", \"p\": 499.5, \"s\": 2, \"t\": \"garbage\"}]",
+        '[{"T": "t", "S": "SPY", "p": 499.5, "s": 2, "t": "garbage"}]',
         b"",
     ]
 

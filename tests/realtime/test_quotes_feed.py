@@ -15,7 +15,7 @@ import pytest
 from realtime.feed import MarketFeed, clean_price, clean_size
 from realtime.prices import price_get
 from streaming import redis as stream_redis
-from tests.realtime.quotes_support import live_prices_forgotten, listening  # noqa: F401
+from tests.realtime.quotes_support import listening, live_prices_forgotten  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_prices_forgotten")]
 
