@@ -60,6 +60,23 @@ def clean_size(value: Any) -> int | None:
     return int(value) if value >= 0 else None
 
 
+def quote_payload(live: LivePrice) -> dict:
+    """The `market_data` event of kind "quote" (marketdata.api.serializers.QuoteEventSerializer)."""
+    from marketdata.api.serializers import quote_event
+
+    return quote_event(
+        {
+            "kind": "quote",
+            "symbol": live.symbol,
+            "price": live.price,
+            "bid": live.bid,
+            "ask": live.ask,
+            "size": live.size,
+            "timestamp": live.timestamp,
+        }
+    )
+
+
 @dataclass
 class FormingBar:
     start: int  # epoch seconds, a multiple of BAR_SECONDS
@@ -160,20 +177,7 @@ class MarketFeed:
         self._wake.set()
 
     def _quote_payload(self, symbol: str) -> dict:
-        from marketdata.api.serializers import quote_event
-
-        live = self._live[symbol]
-        return quote_event(
-            {
-                "kind": "quote",
-                "symbol": symbol,
-                "price": live.price,
-                "bid": live.bid,
-                "ask": live.ask,
-                "size": live.size,
-                "timestamp": live.timestamp,
-            }
-        )
+        return quote_payload(self._live[symbol])
 
     def _bar_payload(self, symbol: str) -> dict:
         from marketdata.api.serializers import forming_bar_event

@@ -151,10 +151,14 @@ def price_fresh(symbol: str, *, max_age: float | None = None) -> LivePrice | Non
     limit = settings.LIVE_PRICE_MAX_AGE_SECONDS if max_age is None else max_age
     if limit <= 0:
         return None
-    live = price_get(symbol)
-    if live is None or live.age() > limit:
-        return None
-    return live
+    return prices_fresh([symbol], max_age=limit).get(symbol.upper())
+
+
+def prices_fresh(symbols: Iterable[str], *, max_age: float | None = None) -> dict[str, LivePrice]:
+    """The live prices at most `max_age` (LIVE_PRICE_MAX_AGE_SECONDS) seconds old."""
+    limit = settings.LIVE_PRICE_MAX_AGE_SECONDS if max_age is None else max_age
+    now = time.time()
+    return {s: p for s, p in prices_get(symbols).items() if p.age(now) <= limit}
 
 
 def prices_forget(symbols: Iterable[str]) -> None:
