@@ -100,7 +100,9 @@ class MarketFeed:
         self._live: dict[str, LivePrice] = {}
         self._bars: dict[str, FormingBar] = {}
         self._dirty: set[str] = set()
-        self._pending: dict[tuple[str, str], dict] = {}  # (kind, symbol) -> latest payload
+        # (kind, symbol) with a change not yet published; the payload is built when it goes out,
+        # from the state then (the latest wins, and a tick costs no encoding).
+        self._pending: set[tuple[str, str]] = set()
         self._last_sent: dict[tuple[str, str], float] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -166,14 +168,14 @@ class MarketFeed:
             bar.add(price, size)
         else:
             return  # a trade of a bar already over
-        self._queue("bar_forming", symbol, self._bar_payload(symbol))
+        self._queue("bar_forming", symbol)
 
     def _changed(self, symbol: str) -> None:
         self._dirty.add(symbol)
-        self._queue("quote", symbol, self._quote_payload(symbol))
+        self._queue("quote", symbol)
 
-    def _queue(self, kind: str, symbol: str, payload: dict) -> None:
-        self._pending[(kind, symbol)] = payload
+    def _queue(self, kind: str, symbol: str) -> None:
+        self._pending.add((kind, symbol))
         self._wake.set()
 
     def _quote_payload(self, symbol: str) -> dict:
@@ -204,10 +206,14 @@ class MarketFeed:
         prices = [self._live[s] for s in sorted(self._dirty)]
         self._dirty.clear()
         due, next_due = [], None
-        for key in list(self._pending):
+        for key in sorted(self._pending):
             ready_at = self._last_sent.get(key, -math.inf) + self.interval
             if ready_at <= now:
-                due.append(self._pending.pop(key))
+                self._pending.discard(key)
+                kind, symbol = key
+                due.append(
+                    self._quote_payload(symbol) if kind == "quote" else self._bar_payload(symbol)
+                )
                 self._last_sent[key] = now
             else:
                 next_due = ready_at if next_due is None else min(next_due, ready_at)
