@@ -202,3 +202,36 @@ def test_the_alpaca_provider_names_this_source(settings):
     (source,) = [s for s in sources_configured() if s.name == "market_data"]
     assert isinstance(source, AlpacaDataSource) and source.feed == "sip"
     assert source.symbols == settings.PRIMARY_SYMBOLS
+
+
+def test_the_fake_speaks_what_alpaca_py_itself_parses(fake):
+    """alpaca-py's own loop and models (raw_data=False) read the fake's frames: the fake's
+    messages and MessagePack timestamps are what the library accepts from Alpaca."""
+    from alpaca.data.live.stock import StockDataStream
+    from alpaca.data.models import Quote, Trade
+
+    got = []
+    stream = StockDataStream(API_KEY, SECRET_KEY, url_override=fake.url)
+
+    async def handler(item):
+        got.append(item)
+
+    stream.subscribe_trades(handler, "SPY")
+    stream.subscribe_quotes(handler, "SPY")
+    stamp = datetime(2026, 3, 2, 15, 1, 2, 345678, tzinfo=UTC)
+
+    async def main():
+        task = asyncio.create_task(stream._run_forever())
+        await _until(lambda: fake.subscribed("quotes") == {"SPY"})
+        await asyncio.to_thread(fake.send_trade, "SPY", 501.25, 30, stamp)
+        await asyncio.to_thread(fake.send_quote, "SPY", 501.2, 501.3, 4, 6, stamp)
+        await _until(lambda: len(got) == 2)
+        await stream.stop_ws()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    trade, quote = got
+    assert isinstance(trade, Trade) and isinstance(quote, Quote)
+    assert (trade.symbol, trade.price, trade.size) == ("SPY", 501.25, 30)
+    assert trade.timestamp == stamp == quote.timestamp
+    assert (quote.bid_price, quote.ask_price, quote.bid_size, quote.ask_size) == (501.2, 501.3, 4, 6)
