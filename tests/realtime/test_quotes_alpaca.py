@@ -234,4 +234,5 @@ def test_the_fake_speaks_what_alpaca_py_itself_parses(fake):
     assert isinstance(trade, Trade) and isinstance(quote, Quote)
     assert (trade.symbol, trade.price, trade.size) == ("SPY", 501.25, 30)
     assert trade.timestamp == stamp == quote.timestamp
-    assert (quote.bid_price, quote.ask_price, quote.bid_size, quote.ask_size) == (501.2, 501.3, 4, 6)
+    sides = (quote.bid_price, quote.ask_price, quote.bid_size, quote.ask_size)
+    assert sides == (501.2, 501.3, 4, 6)
