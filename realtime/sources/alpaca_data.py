@@ -134,6 +134,14 @@ class AlpacaDataSource(StreamSource):
         self._closing = False
         self._complained: dict[str, float] = {}
 
+    def account(self) -> str:
+        """The account the data stream connects as (Alpaca allows one data connection per
+        account on most plans): the same as the trade-updates source's, so one lease covers
+        both."""
+        import hashlib
+
+        return f"alpaca:{hashlib.sha256(self.api_key.encode()).hexdigest()[:16]}"
+
     def silence_limit(self) -> float | None:
         return market_silence_limit()
 

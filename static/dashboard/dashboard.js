@@ -125,6 +125,7 @@
   }
 
   // --- real-time streams (status.streams: {name: {state, last_message_age_s, reconnects}}) ---------
+  // A stream with no holder ("down") leaves the REST fallback polling: shown as "polling".
 
   const STREAM_LABELS = { market_data: "market data", trade_updates: "trade updates" };
   const STREAM_PILL = { live: "on", reconnecting: "degraded", polling: "degraded", standby: "idle" };
@@ -139,14 +140,15 @@
     if (!names.length) names.push(null);
     names.forEach((name) => {
       const s = (name && streams[name]) || {};
-      const state = name ? s.state || "off" : "off";
+      let state = name ? s.state || "off" : "off";
+      if (state === "down") state = s.polling === false ? "off" : "polling";
       const pill = document.createElement("span");
       pill.className = "pill " + (STREAM_PILL[state] || "idle");
       pill.dataset.stream = name || "none";
       pill.dataset.state = state;
       pill.textContent = (name ? STREAM_LABELS[name] || name : "streams") + ": " + state;
       if (name) {
-        const age = s.last_message_age_s;
+        const age = s.last_message_age_s ?? s.last_message_age_seconds;
         pill.title = "last message " + (age === null || age === undefined ? "never" : Number(age).toFixed(1) + " s ago") +
           " · " + (s.reconnects || 0) + " reconnects";
       }

@@ -133,7 +133,24 @@ def test_dashboard_live_price_forming_candle_and_stream_status(
                 page.get_attribute("#streams [data-stream=trade_updates]", "data-state")
                 == "polling"
             )
-            assert "2 reconnects" in page.get_attribute(
+            assert "31.0 s ago · 2 reconnects" in page.get_attribute(
                 "#streams [data-stream=market_data]", "title"
             )
+            # The stream process's own record (realtime.state): a stream with no holder is
+            # "down" and the REST fallback polls; its age is `last_message_age_seconds`.
+            off_loop(
+                send_now,
+                events.STATUS,
+                {
+                    "streams": {
+                        "market_data": {"state": "live", "last_message_age_seconds": 0.4,
+                                        "reconnects": 2, "polling": False},
+                        "trade_updates": {"state": "down", "last_message_age_seconds": None,
+                                          "reconnects": 5, "polling": True},
+                    }
+                },
+            )  # fmt: skip
+            page.wait_for_selector("#streams[data-state=polling]", timeout=3_000)
+            assert "0.4 s ago" in page.get_attribute("#streams [data-stream=market_data]", "title")
+            assert "trade updates: polling" in page.inner_text("#streams")
         assert errors == []
