@@ -194,7 +194,9 @@ class SyntheticTickSource(StreamSource):
                     # Between two readings, progress moves with the wall clock.
                     moved = (calendar.utcnow() - at).total_seconds() / self._bar_seconds()
                     self.emit(feed, Plan(read.bar_start, min(read.progress + moved, 1.0)))
-                    link.received()
+                # A generator in this process has no socket that could die silently: it is
+                # alive while it loops, ticks or not (e.g. before the first collection).
+                link.received()
                 try:
                     await asyncio.wait_for(self._closed.wait(), self.period)
                 except TimeoutError:
