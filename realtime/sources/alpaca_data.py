@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import msgpack
@@ -68,6 +69,7 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
+@cache
 def _stream_class():
     from alpaca.data.live.stock import StockDataStream
 
