@@ -236,3 +236,50 @@ def test_the_fake_speaks_what_alpaca_py_itself_parses(fake):
     assert trade.timestamp == stamp == quote.timestamp
     sides = (quote.bid_price, quote.ask_price, quote.bid_size, quote.ask_size)
     assert sides == (501.2, 501.3, 4, 6)
+
+
+def test_a_streamed_trade_prices_the_next_paper_fill(fake, ready, trader):
+    """From Alpaca's wire to a fill: the stream's last SPY trade is what a market order pays."""
+    from marketdata.selectors import last_price
+    from tests.helpers import submit
+    from trading.models import Order
+
+    live = last_price("SPY") + Decimal("2.35")
+    source = _source(fake)
+
+    async def main():
+        task = await _started(source, RecordingLink())
+        await asyncio.to_thread(fake.send_trade, "SPY", float(live), 100)
+        await _until(lambda: (p := price_get("SPY")) is not None and p.price == live)
+        await _stopped(source, task)
+
+    asyncio.run(main())
+    response = submit(trader, qty="1")
+    assert response.status_code == 201, response.content
+    assert Order.objects.get(pk=response.json()["id"]).filled_avg_price == live
+
+
+def test_with_redis_down_the_source_keeps_streaming(fake, settings, caplog):
+    from streaming import redis as stream_redis
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    stream_redis.client.cache_clear()
+    stream_redis._publish_script.cache_clear()
+    source = _source(fake, events_per_second=50)
+
+    async def main():
+        task = await _started(source, RecordingLink())
+        for price in (501.0, 502.0, 503.5):
+            await asyncio.to_thread(fake.send_trade, "SPY", price, 1)
+        await _until(lambda: (p := source.feed_state.live("SPY")) and p.price == Decimal("503.5"))
+        await asyncio.sleep(0.2)
+        assert not task.done()  # stored and published nothing, and carried on
+        await _stopped(source, task)
+
+    try:
+        asyncio.run(main())
+    finally:
+        stream_redis.client.cache_clear()
+        stream_redis._publish_script.cache_clear()
+    assert source.feed_state.events_sent == 0
+    assert "Redis unavailable" in caplog.text
