@@ -99,6 +99,7 @@ class MarketFeed:
         self.interval = 1.0 / rate
         self._live: dict[str, LivePrice] = {}
         self._bars: dict[str, FormingBar] = {}
+        self._trade_at: dict[str, datetime] = {}  # each symbol's newest trade time
         self._dirty: set[str] = set()
         # (kind, symbol) with a change not yet published; the payload is built when it goes out,
         # from the state then (the latest wins, and a tick costs no encoding).
@@ -114,10 +115,12 @@ class MarketFeed:
     def trade(self, symbol: str, price: Decimal, size: int | None, at: datetime) -> None:
         """A trade (a tick): the live price, the forming bar, the quote event."""
         previous = self._live.get(symbol)
-        if previous is not None and at < previous.timestamp:
+        last_trade = self._trade_at.get(symbol)
+        if last_trade is not None and at < last_trade:
             # Late (out-of-order) trade: the bar may still take it, the live price may not.
             self._bar_add(symbol, price, size or 0, at)
             return
+        self._trade_at[symbol] = at
         self._live[symbol] = LivePrice(
             symbol=symbol,
             price=price,
@@ -131,12 +134,13 @@ class MarketFeed:
         self._changed(symbol)
 
     def quote(self, symbol: str, bid: Decimal | None, ask: Decimal | None, at: datetime) -> None:
-        """A best bid/ask. Before any trade of the symbol, its midpoint is the live price."""
+        """A best bid/ask. The live price stays the last trade's (its time too); before any
+        trade of the symbol, the bid/ask midpoint is the live price."""
         if bid is None and ask is None:
             return
         previous = self._live.get(symbol)
-        if previous is not None and previous.size is not None:
-            price, stamp, size = previous.price, max(previous.timestamp, at), previous.size
+        if previous is not None and symbol in self._trade_at:
+            price, stamp, size = previous.price, previous.timestamp, previous.size
         else:
             price = (bid + ask) / 2 if bid is not None and ask is not None else (bid or ask)
             stamp, size = at, None

@@ -128,8 +128,14 @@ def test_quotes_set_bid_ask_and_the_midpoint_only_before_any_trade():
         "bid": "130.11",
         "ask": "130.25",
         "size": 50,
-        "timestamp": "2026-03-02T15:00:02Z",
+        "timestamp": "2026-03-02T15:00:01Z",  # the price's: the trade's time
     }
+    # A trade stamped before the newest quote but after the last trade still moves the price.
+    feed.trade("NVDA", Decimal("130.30"), 5, T0 + timedelta(seconds=1.5))
+    assert feed.live("NVDA").price == Decimal("130.30")
+    assert (feed.live("NVDA").bid, feed.live("NVDA").ask) == (Decimal("130.11"), Decimal("130.25"))
+    feed.trade("NVDA", Decimal("129"), 5, T0 + timedelta(seconds=1.2))  # older than the last
+    assert feed.live("NVDA").price == Decimal("130.30")
     for envelope in listener.events:  # every payload survives a JSON round trip
         assert json.loads(json.dumps(envelope)) == envelope
         assert envelope["type"] == "market_data"
