@@ -116,6 +116,12 @@
   // The live price (market_data of kind "quote", at most a few per second per symbol).
   function applyQuote(q) {
     showPrice(q.symbol, q.price);
+    const held = positions[q.symbol];
+    if (held) {
+      // The position at the live price (the server marks it to market at each bar).
+      const unrealized = (Number(q.price) - Number(held.avg_entry_price)) * Number(held.qty);
+      applyPosition({ ...held, last_price: q.price, unrealized_pnl: unrealized });
+    }
     const el = document.querySelector('[data-price-for="' + q.symbol + '"]');
     if (el) el.dataset.ticks = String(Number(el.dataset.ticks || 0) + 1);
     const detail = document.querySelector('[data-quote-for="' + q.symbol + '"]');
@@ -237,7 +243,11 @@
     return tr;
   }
 
+  const positions = {}; // symbol -> its last position payload, to price it at each quote
+
   function applyPosition(p) {
+    if (Number(p.qty) === 0) delete positions[p.symbol];
+    else positions[p.symbol] = p;
     if (Number(p.qty) === 0) {
       const tr = document.querySelector('#positions tr[data-key="' + CSS.escape(p.symbol) + '"]');
       if (tr) tr.remove();
@@ -353,6 +363,7 @@
     setEquityCurve(snap.equity_curve);
     applyStrategies(snap.strategies);
     $("#positions tbody").innerHTML = "";
+    Object.keys(positions).forEach((symbol) => delete positions[symbol]);
     snap.positions.forEach(applyPosition);
     $("#orders tbody").innerHTML = "";
     snap.open_orders.forEach(applyOrder);

@@ -47,6 +47,14 @@ class SourceThread:
         self.thread.join(10)
 
 
+def _buy(symbol: str) -> None:
+    from decimal import Decimal
+
+    from trading.services import order_submit
+
+    order_submit(symbol=symbol, side="buy", qty=Decimal("3"))
+
+
 def _price_texts(page, symbol: str, seconds: float) -> list[str]:
     seen, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -99,6 +107,16 @@ def test_dashboard_live_price_forming_candle_and_stream_status(
             )
             ticks = int(page.get_attribute("[data-price-for=SPY]", "data-ticks"))
             assert ticks <= 4 * 6 + 4  # coalesced: about 4 a second since the stream began
+
+            # A fill shows at once (highlighted), and the position is priced at each quote.
+            off_loop(_buy, "SPY")
+            page.wait_for_selector("#trades tr.trade-row.fresh", timeout=2_000)
+            page.wait_for_selector("#positions tr[data-key=SPY]", timeout=2_000)
+            lasts = set()
+            for _ in range(30):
+                lasts.add(page.inner_text("#positions tr[data-key=SPY] td:nth-child(4)"))
+                page.wait_for_timeout(100)
+            assert len(lasts) >= 2, lasts
 
             # The stream-status indicator, from the status event's `streams`.
             off_loop(
