@@ -88,18 +88,33 @@ def one_market_reading() -> Iterator[None]:
 
 
 def last_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:
-    """`last_price(symbol)` and `market_clock()` in one database round trip.
+    """The price an order is checked and filled at, and `market_clock()`.
 
-    Order submission needs both on every order; under the simulated clock they are two reads
-    of the same table, so they are asked together.
+    The price is the streamed live price (realtime.prices) while it is at most
+    LIVE_PRICE_MAX_AGE_SECONDS old, else the last bar's close (`last_price`). A symbol with no
+    bar stored is unknown (None) even with a live price: the collector has not seen it. The
+    risk checks (order_submit, trading.risk) and the paper broker's fills all ask here.
+
+    Order submission needs price and clock on every order; under the simulated clock they are
+    two reads of the same table, so they are asked together.
     """
     readings = _reading.get()
     if readings is not None and symbol in readings:
         return readings[symbol]
-    answer = _read_price_and_clock(symbol)
+    close, clock = _read_price_and_clock(symbol)
+    answer = (_live_or(symbol, close), clock)
     if readings is not None:
         readings[symbol] = answer
     return answer
+
+
+def _live_or(symbol: str, close: Decimal | None) -> Decimal | None:
+    if close is None:
+        return None
+    from realtime.prices import price_fresh
+
+    live = price_fresh(symbol)
+    return close if live is None else live.price
 
 
 def _read_price_and_clock(symbol: str) -> tuple[Decimal | None, dict]:

@@ -349,7 +349,8 @@ def bar_payload(bar: BarData | Bar) -> dict:
     """The `market_data` event (marketdata.api.serializers.BarEventSerializer)."""
     from marketdata.api.serializers import bar_event
 
-    return bar_event(bar)
+    fields = ("symbol", "timeframe", "timestamp", "open", "high", "low", "close", "volume")
+    return bar_event({"kind": "bar", **{name: getattr(bar, name) for name in fields}})
 
 
 BACKFILL_BATCH_ROWS = 20_000

@@ -9,6 +9,10 @@ TRADES = 50
 
 
 def dashboard_snapshot() -> dict:
+    from django.conf import settings
+
+    from realtime.feed import quote_payload
+    from realtime.prices import prices_fresh
     from strategies.models import StrategyConfig
     from trading import selectors
     from trading.models import OPEN_STATUSES
@@ -48,4 +52,5 @@ def dashboard_snapshot() -> dict:
             }
             for c in StrategyConfig.objects.order_by("name")
         ],
+        "quotes": [quote_payload(live) for live in prices_fresh(settings.PRIMARY_SYMBOLS).values()],
     }

@@ -266,7 +266,7 @@ def check_order(
     `reduces_only` (the kill switch's flatten orders) skips the checks that would stop a trader
     from getting out of a position.
     """
-    from marketdata.selectors import last_price
+    from marketdata.selectors import last_price_and_clock
 
     limits = limits_for(session)
     if reduces_only:
@@ -324,7 +324,8 @@ def check_order(
                 details={"position_value": str(value), "limit": str(limits.max_position_value)},
             )
     if side == OrderSide.BUY:
-        available = session.cash - _reserved_cash(open_orders, last_price)
+        price_of = lambda s: last_price_and_clock(s)[0]  # noqa: E731 - one-line lookup
+        available = session.cash - _reserved_cash(open_orders, price_of)
         cost = notional + settings.PAPER_FEE_PER_ORDER
         if session.broker == "paper" and cost > available:
             raise InsufficientBuyingPower(

@@ -393,6 +393,27 @@ HISTORY_BARS_ON_START = env.int("HISTORY_BARS_ON_START", default=156)
 STALE_AFTER_SECONDS = env.int("STALE_AFTER_SECONDS", default=max(2 * COLLECT_INTERVAL_SECONDS, 60))
 WORDPRESS_API_URL = env.str("WORDPRESS_API_URL", default="")
 
+# --- Real time (issue 15): live prices and the market-data stream --------------------------------
+# A data socket with no message for this long while the market is open counts as dead.
+STREAM_SILENCE_SECONDS = env.float("STREAM_SILENCE_SECONDS", default=30)
+# The paper broker and the risk checks price an order at the streamed price while it is at most
+# this old (wall-clock seconds since the stream received it), else at the last bar's close.
+LIVE_PRICE_MAX_AGE_SECONDS = env.float("LIVE_PRICE_MAX_AGE_SECONDS", default=15)
+# `market_data` quote and forming-bar events per symbol and second, at most (the latest wins).
+QUOTE_EVENTS_PER_SECOND = env.float("QUOTE_EVENTS_PER_SECOND", default=4)
+if QUOTE_EVENTS_PER_SECOND <= 0:
+    raise ImproperlyConfigured("QUOTE_EVENTS_PER_SECOND must be above 0.")
+# Alpaca's market-data stream: feed "iex" (free) or "sip" (paid), and its full URL for tests or a
+# proxy (default: alpaca-py's wss://stream.data.alpaca.markets/v2/<feed>).
+ALPACA_DATA_FEED = env.str("ALPACA_DATA_FEED", default="iex").lower()
+if ALPACA_DATA_FEED not in ("iex", "sip"):
+    raise ImproperlyConfigured("ALPACA_DATA_FEED must be 'iex' or 'sip'.")
+ALPACA_DATA_STREAM_URL = env.str("ALPACA_DATA_STREAM_URL", default="") or None
+# The synthetic provider's tick generator: ticks per symbol and second.
+SYNTHETIC_TICKS_PER_SECOND = env.float("SYNTHETIC_TICKS_PER_SECOND", default=4)
+if not 0 < SYNTHETIC_TICKS_PER_SECOND <= 50:
+    raise ImproperlyConfigured("SYNTHETIC_TICKS_PER_SECOND must be above 0 and at most 50.")
+
 # --- Strategies ----------------------------------------------------------------------------------
 STRATEGIES_DIR = Path(env.str("STRATEGIES_DIR", default=str(BASE_DIR / "strategies" / "plugins")))
 

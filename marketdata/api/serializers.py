@@ -37,9 +37,34 @@ class OhlcvSerializer(serializers.Serializer):
     volume = serializers.IntegerField()
 
 
+# `market_data` events carry a `kind`: "bar" (a stored bar, from the collector), "quote" (the
+# live price, from the stream) or "bar_forming" (the bar being formed, from the stream's ticks).
 class BarEventSerializer(OhlcvSerializer):
-    """The `market_data` event: a symbol's newest bar."""
+    """The `market_data` event of kind "bar": a symbol's newest stored bar."""
 
+    kind = serializers.ChoiceField(choices=["bar"])
+    symbol = serializers.CharField()
+    timeframe = serializers.CharField()
+
+
+class QuoteEventSerializer(serializers.Serializer):
+    """The `market_data` event of kind "quote": the live price, at most QUOTE_EVENTS_PER_SECOND
+    per symbol (the latest wins)."""
+
+    kind = serializers.ChoiceField(choices=["quote"])
+    symbol = serializers.CharField()
+    price = Money(help_text="The last trade (or the bid/ask midpoint before any trade).")
+    bid = Money(allow_null=True)
+    ask = Money(allow_null=True)
+    size = serializers.IntegerField(allow_null=True, help_text="The last trade's size.")
+    timestamp = serializers.DateTimeField(help_text="The price's time, UTC.")
+
+
+class FormingBarEventSerializer(OhlcvSerializer):
+    """The `market_data` event of kind "bar_forming": the current 5-minute bar so far (from the
+    trades the stream has seen since the bar began); the collector stores the final bar."""
+
+    kind = serializers.ChoiceField(choices=["bar_forming"])
     symbol = serializers.CharField()
     timeframe = serializers.CharField()
 
@@ -95,4 +120,6 @@ latest_quote = flat_encoder(LatestQuoteSerializer, items=True)
 ohlcv_row = flat_encoder(OhlcvSerializer, items=True)
 price_point = flat_encoder(PricePointSerializer, items=True)
 candle = flat_encoder(CandleSerializer, items=True)
-bar_event = flat_encoder(BarEventSerializer)
+bar_event = flat_encoder(BarEventSerializer, items=True)
+quote_event = flat_encoder(QuoteEventSerializer, items=True)
+forming_bar_event = flat_encoder(FormingBarEventSerializer, items=True)

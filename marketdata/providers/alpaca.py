@@ -77,6 +77,7 @@ def bar_from_alpaca(symbol: str, timeframe: str, row: Any) -> BarData | None:
 
 class AlpacaProvider(BaseProvider):
     name = "alpaca"
+    stream_source = "realtime.sources.alpaca_data.AlpacaDataSource"
 
     def __init__(
         self,

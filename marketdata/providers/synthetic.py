@@ -145,6 +145,8 @@ def bars_between(symbol: str, seed: int, start_ns: int, end_ns: int) -> dict[str
 
 class SyntheticProvider(BaseProvider):
     name = "synthetic"
+    # Ticks inside the bar the collector stores next (the demo's prices move between bars).
+    stream_source = "realtime.sources.synthetic_ticks.SyntheticTickSource"
 
     def __init__(self, seed: int | None = None) -> None:
         if seed is None:

@@ -105,7 +105,63 @@
 
   function showPrice(symbol, price) {
     const el = document.querySelector('[data-price-for="' + symbol + '"]');
-    if (el) el.textContent = fmt(price);
+    if (!el) return;
+    const before = Number(el.dataset.value);
+    const now = Number(price);
+    el.textContent = fmt(now);
+    el.dataset.value = String(now);
+    if (before && now !== before) el.className = "price " + (now > before ? "tick-up" : "tick-down");
+  }
+
+  // The live price (market_data of kind "quote", at most a few per second per symbol).
+  function applyQuote(q) {
+    showPrice(q.symbol, q.price);
+    const held = positions[q.symbol];
+    if (held) {
+      // The position at the live price (the server marks it to market at each bar).
+      const unrealized = (Number(q.price) - Number(held.avg_entry_price)) * Number(held.qty);
+      applyPosition({ ...held, last_price: q.price, unrealized_pnl: unrealized });
+    }
+    const el = document.querySelector('[data-price-for="' + q.symbol + '"]');
+    if (el) el.dataset.ticks = String(Number(el.dataset.ticks || 0) + 1);
+    const detail = document.querySelector('[data-quote-for="' + q.symbol + '"]');
+    if (!detail) return;
+    const sides = q.bid !== null && q.ask !== null ? fmt(q.bid) + " × " + fmt(q.ask) + " · " : "";
+    detail.textContent = sides + new Date(q.timestamp).toISOString().slice(11, 19);
+  }
+
+  // --- real-time streams (status.streams: {name: {state, last_message_age_s, reconnects}}) ---------
+  // A stream with no holder ("down") leaves the REST fallback polling: shown as "polling".
+
+  const STREAM_LABELS = { market_data: "market data", trade_updates: "trade updates" };
+  const STREAM_PILL = { live: "on", reconnecting: "degraded", polling: "degraded", standby: "idle" };
+  const STREAM_RANK = { live: 0, standby: 1, polling: 2, reconnecting: 3 };
+
+  function applyStreams(streams) {
+    const box = $("#streams");
+    box.textContent = "";
+    const names = Object.keys(streams || {}).sort();
+    const rank = (state) => STREAM_RANK[state] ?? 4; // unknown or off ranks worst
+    let worst = null;
+    if (!names.length) names.push(null);
+    names.forEach((name) => {
+      const s = (name && streams[name]) || {};
+      let state = name ? s.state || "off" : "off";
+      if (state === "down") state = s.polling === false ? "off" : "polling";
+      const pill = document.createElement("span");
+      pill.className = "pill " + (STREAM_PILL[state] || "idle");
+      pill.dataset.stream = name || "none";
+      pill.dataset.state = state;
+      pill.textContent = (name ? STREAM_LABELS[name] || name : "streams") + ": " + state;
+      if (name) {
+        const age = s.last_message_age_s ?? s.last_message_age_seconds;
+        pill.title = "last message " + (age === null || age === undefined ? "never" : Number(age).toFixed(1) + " s ago") +
+          " · " + (s.reconnects || 0) + " reconnects";
+      }
+      if (worst === null || rank(state) > rank(worst)) worst = state;
+      box.appendChild(pill);
+    });
+    box.dataset.state = worst;
   }
 
   function applyBar(bar) {
@@ -148,6 +204,7 @@
   function applyStatus(s) {
     if (!s || s.subscribed) return;
     if (s.stream === "down") setConnection("degraded", "stream down");
+    if (s.streams !== undefined) applyStreams(s.streams);
     if (s.clock) $("#clock").textContent = s.clock;
     if (s.market_time) $("#market-time").textContent = time(s.market_time);
     if (s.market_open !== undefined) {
@@ -186,7 +243,11 @@
     return tr;
   }
 
+  const positions = {}; // symbol -> its last position payload, to price it at each quote
+
   function applyPosition(p) {
+    if (Number(p.qty) === 0) delete positions[p.symbol];
+    else positions[p.symbol] = p;
     if (Number(p.qty) === 0) {
       const tr = document.querySelector('#positions tr[data-key="' + CSS.escape(p.symbol) + '"]');
       if (tr) tr.remove();
@@ -228,7 +289,7 @@
     if (document.querySelector('#trades tr[data-id="' + t.id + '"]')) return;
     const tr = document.createElement("tr");
     tr.dataset.id = t.id;
-    tr.className = "trade-row";
+    tr.className = prepend ? "trade-row fresh" : "trade-row"; // a fill as it arrives: highlighted
     [time(t.executed_at), t.symbol, t.side, fmt(t.qty, 0), fmt(t.price), fmt(t.realized_pnl)].forEach((v) => {
       const td = document.createElement("td");
       td.textContent = v;
@@ -302,11 +363,13 @@
     setEquityCurve(snap.equity_curve);
     applyStrategies(snap.strategies);
     $("#positions tbody").innerHTML = "";
+    Object.keys(positions).forEach((symbol) => delete positions[symbol]);
     snap.positions.forEach(applyPosition);
     $("#orders tbody").innerHTML = "";
     snap.open_orders.forEach(applyOrder);
     $("#trades tbody").innerHTML = "";
     snap.trades.forEach((t) => applyTrade(t, false));
+    (snap.quotes || []).forEach(applyQuote); // after the bars: the live price beats the last close
   }
 
   function resync() {
@@ -334,7 +397,9 @@
     const p = message.payload;
     switch (message.type) {
       case "status": applyStatus(p); break;
-      case "market_data": applyBar(p); break;
+      // kind "bar" (stored) and "bar_forming" (the candle under way, moving) update the chart;
+      // "quote" the live price.
+      case "market_data": if (p.kind === "quote") applyQuote(p); else applyBar(p); break;
       case "trade_update": applyTrade(p); break;
       case "order_update": applyOrder(p); break;
       case "position_update": applyPosition(p); break;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from marketdata.api.serializers import QuoteEventSerializer
 from strategies.api.serializers import StrategyStateSerializer
 from trading.api.serializers import (
     EquityPointSerializer,
@@ -32,3 +33,8 @@ class DashboardSnapshotSerializer(serializers.Serializer):
     trades = TradePayloadSerializer(many=True, help_text="The newest 50, newest first.")
     equity_curve = EquityPointSerializer(many=True, help_text="Up to 500, oldest first.")
     strategies = StrategyStateSerializer(many=True)
+    quotes = QuoteEventSerializer(
+        many=True,
+        help_text="The streamed live price of each symbol that has a fresh one (none without a "
+        "stream); then `market_data` events of kind quote.",
+    )

@@ -1,8 +1,10 @@
 """The built-in paper broker: to brokers what `locmem` is to mail.
 
-It keeps its state in the database (the session's cash and positions) and prices orders from
-the latest stored bar: market orders fill at once at the last close plus slippage, and an order
-it cannot afford is rejected, as a real broker would.
+It keeps its state in the database (the session's cash and positions) and prices market orders
+at the live streamed price (realtime.prices) while it is at most LIVE_PRICE_MAX_AGE_SECONDS old,
+else at the latest stored bar's close (`marketdata.selectors.last_price_and_clock`, the lookup
+the risk checks use too), plus slippage; they fill at once. An order it cannot afford is
+rejected, as a real broker would. Resting orders fill against later bars.
 """
 
 from __future__ import annotations

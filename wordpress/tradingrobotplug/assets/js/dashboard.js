@@ -471,7 +471,8 @@
     handlers: {
       state: setConnection,
       resync: resync,
-      marketData: live(applyBar),
+      // market_data of kind "quote" is the live price only; "bar" and "bar_forming" are candles.
+      marketData: live((m) => (m && m.kind === "quote" ? showPrice(m.symbol, m.price) : applyBar(m))),
       tradeUpdate: live((t) => {
         applyTrade(t);
         refreshPerformanceSoon();
