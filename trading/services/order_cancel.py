@@ -21,6 +21,7 @@ from trading.models import (
     OrderStatus,
 )
 from trading.services.fills import order_record_broker_state
+from trading.services.legs import legs_cancel_with_parent
 from trading.services.transitions import order_transition, publish_order
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ def cancel_all(
             if filled is not None and exc.details.get("status") == OrderStatus.FILLED:
                 order.refresh_from_db()
                 filled.append(order)
+                continue
+            if exc.details.get("status") == OrderStatus.CANCELED and order.parent_id:
+                # A leg canceled with its parent, earlier in this same list.
+                order.refresh_from_db()
+                canceled.append(order)
                 continue
             logger.warning("could not cancel order %s: %s", order.pk, exc.message)
             failed.append({"order_id": str(order.pk), "code": exc.code, "message": exc.message})
@@ -90,6 +96,7 @@ def _cancel_recorded(order: Order, reason: str) -> Order:
         )
         order = cancel_locally(order=order, reason=reason)
         if was_open:
+            legs_cancel_with_parent(order, reason)
             audit_record(
                 action="order.cancel",
                 target=order.pk,
