@@ -179,7 +179,10 @@ class OrderSubmitSerializer(serializers.Serializer):
     def validate(self, attrs):
         kind = attrs.get("type", OrderType.MARKET)
         errors = {}
-        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and attrs.get("limit_price") is None:
+        # An OCO's limit price is its take-profit's (order_classes.validate_class).
+        oco = attrs.get("order_class") == OrderClass.OCO
+        needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and not oco
+        if needs_limit and attrs.get("limit_price") is None:
             errors["limit_price"] = [f"required for {kind} orders"]
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and attrs.get("stop_price") is None:
             errors["stop_price"] = [f"required for {kind} orders"]

@@ -79,7 +79,7 @@ def _answer(request: OrderRequest, broker_order_id: str, now: datetime, **state)
         type=request.type,
         qty=request.qty,
         limit_price=request.limit_price,
-        stop_price=request.stop_price,
+        stop_price=state.pop("stop_price", request.stop_price),
         time_in_force=request.time_in_force,
         submitted_at=now,
         **state,

@@ -166,6 +166,8 @@ def order_submit(
     from marketdata import calendar
 
     symbol = (symbol or "").upper().strip()
+    if order_class == OrderClass.OCO and limit_price is None and isinstance(take_profit, dict):
+        limit_price = take_profit.get("limit_price")  # an OCO's limit is its take-profit
     _validate(
         symbol=symbol,
         side=side,
@@ -194,8 +196,6 @@ def order_submit(
         take_profit=take_profit,
         stop_loss=stop_loss,
     )
-    if order_class == OrderClass.OCO:
-        limit_price = take_profit["limit_price"]
     gate = selectors.trading_gate(client_order_id)
     if gate.existing is not None:
         return SubmitResult(gate.existing, created=False)
