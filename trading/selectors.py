@@ -130,6 +130,18 @@ def orders_list() -> QuerySet[Order]:
     return Order.objects.all()
 
 
+def orders_open_with_legs() -> QuerySet[Order]:
+    """Open top-level orders, and filled ones whose exit legs still work (a bracket after its
+    entry filled), newest first, legs nested."""
+    working_legs = Order.objects.filter(status__in=OPEN_STATUSES, parent__isnull=False)
+    return (
+        Order.objects.filter(parent__isnull=True)
+        .filter(Q(status__in=OPEN_STATUSES) | Q(pk__in=working_legs.values("parent_id")))
+        .prefetch_related("legs")
+        .order_by("-created_at")
+    )
+
+
 def portfolio_get(session: TradingSession | None = None) -> dict:
     session = session or session_latest()
     if session is None:

@@ -339,3 +339,20 @@ def test_order_event_payload_is_the_serializer_shape_with_legs(ready, trader):
     leg = order.legs.first()
     assert selectors.order_payload(leg) == OrderSerializer(leg).data
     assert selectors.order_payload(leg)["legs"] == []
+
+
+def test_dashboard_snapshot_and_admin_show_legs_under_their_parent(ready, trader, admin_client):
+    from streaming.selectors import dashboard_snapshot
+
+    price = last_price("SPY")
+    body = bracket(trader, price).json()
+    snapshot = dashboard_snapshot()
+    # The entry filled, its exits still work: the parent is listed with its legs nested.
+    listed = {o["id"]: o for o in snapshot["open_orders"]}
+    assert listed[body["id"]]["status"] == "filled"
+    assert {leg["leg_role"] for leg in listed[body["id"]]["legs"]} == {"take_profit", "stop_loss"}
+    page = admin_client.get(f"/admin/trading/order/{body['id']}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "legs (protective exits)" in text.lower()
+    assert "Take Profit" in text and "Stop Loss" in text
