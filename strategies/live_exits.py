@@ -37,13 +37,31 @@ def _run_start(cls, bars, own: dict[str, Any]):
 
 
 def stopped_out(config, symbol: str, cls, bars, own: dict[str, Any]) -> bool:
-    """Whether a protective exit of this config filled since its current signal began."""
+    """Whether a protective exit of this config filled in a bar after the one whose signal
+    started the current run (an exit in that very bar belonged to the run before)."""
+    from marketdata import calendar
+    from marketdata.models import Bar
+    from marketdata.selectors import bars_recent
     from trading.models import OrderStatus
 
-    start = _run_start(cls, bars, own)
-    return (
-        _exit_orders(config, symbol).filter(status=OrderStatus.FILLED, filled_at__gt=start).exists()
+    last_exit = (
+        _exit_orders(config, symbol)
+        .filter(status=OrderStatus.FILLED, filled_at__isnull=False)
+        .order_by("-filled_at")
+        .values_list("filled_at", flat=True)
+        .first()
     )
+    if last_exit is None:
+        return False
+    # The signal's history must reach back before the exit to tell when the run began.
+    since = Bar.objects.filter(
+        symbol=symbol, timeframe="5Min", timestamp__gte=last_exit - 2 * calendar.BAR
+    ).count()
+    needed = since + max(cls.history_bars(own), cls.required_bars(own))
+    if needed > len(bars):
+        bars = bars_recent(symbol, needed)
+    start = _run_start(cls, bars, own)
+    return last_exit > start + calendar.BAR
 
 
 def symbol_execute(
