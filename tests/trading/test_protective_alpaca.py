@@ -143,3 +143,20 @@ def test_an_oco_exit_is_sent_natively(alpaca):
     stop = Order.objects.get(parent=order)
     assert stop.leg_role == "stop_loss" and stop.broker_order_id
     assert stop.status == OrderStatus.NEW
+
+
+def test_reconciliation_keeps_working_legs_and_reads_them_through_their_parent(alpaca):
+    price = last_price("SPY")
+    order = _bracket(price)
+    alpaca.set_order_status("bracket-1", "filled", filled_avg_price=str(price))
+    services.orders_process_bars()
+    services.reconcile()
+    assert {leg.status for leg in _legs(order).values()} == {OrderStatus.NEW}
+    stop_id = _legs(order)["stop_loss"].broker_order_id
+    alpaca.set_order_status(stop_id, "filled", filled_avg_price=str(price - 5))
+    services.reconcile()
+    legs = _legs(order)
+    assert legs["stop_loss"].status == OrderStatus.FILLED
+    assert legs["take_profit"].status == OrderStatus.CANCELED
+    assert Position.objects.get(symbol="SPY").qty == 0
+    assert alpaca.violations == []

@@ -9,6 +9,7 @@ import pytest
 
 from marketdata.selectors import last_price
 from tests.helpers import next_bar, submit
+from tests.trading.test_market_hours import at  # noqa: F401 - the exchange-clock fixture
 from trading import selectors, services
 from trading.api.serializers import OrderSerializer
 from trading.models import Order, OrderStatus, Position, Trade
@@ -356,3 +357,30 @@ def test_dashboard_snapshot_and_admin_show_legs_under_their_parent(ready, trader
     text = page.content.decode()
     assert "legs (protective exits)" in text.lower()
     assert "Take Profit" in text and "Stop Loss" in text
+
+
+def test_a_bracket_queued_for_the_open_goes_out_whole_and_its_legs_never_alone(
+    at,  # noqa: F811 - the fixture imported above
+    trader,
+    settings,
+):
+    settings.RISK_QUEUE_WHEN_CLOSED = True
+    at(2024, 7, 4, 16, 0)
+    price = last_price("SPY")
+    body = bracket(trader, price).json()
+    assert body["status"] == "pending_submit"
+    assert {leg["status"] for leg in body["legs"]} == {"pending_submit"}
+    services.orders_process_bars()
+    services.reconcile()  # reconciliation leaves queued orders and their legs alone
+    assert set(Order.objects.values_list("status", flat=True)) == {"pending_submit"}
+    assert set(Order.objects.values_list("submit_attempts", flat=True)) == {0}
+
+    at(2024, 7, 5, 13, 35)
+    services.orders_process_bars()
+    entry = Order.objects.get(pk=body["id"])
+    assert entry.status == OrderStatus.FILLED
+    assert set(entry.legs.values_list("status", flat=True)) == {"accepted"}
+    assert set(entry.legs.values_list("submit_attempts", flat=True)) == {0}
+    assert Trade.objects.count() == 1  # the entry's fill only
+    services.reconcile()
+    assert set(entry.legs.values_list("status", flat=True)) == {"accepted"}

@@ -68,8 +68,8 @@ def legs_build(*, parent: Order, take_profit: dict | None, stop_loss: dict | Non
         "time_in_force": parent.time_in_force,
         "order_class": parent.order_class,
         "parent": parent,
+        # Never sent by themselves (order_send refuses legs): they go with their parent.
         "status": S.PENDING_SUBMIT,
-        "submit_after": parent.submit_after,
     }
     legs = []
     if take_profit is not None and parent.order_class != OrderClass.OCO:
@@ -230,6 +230,8 @@ def legs_cancel_with_parent(parent: Order, reason: str) -> None:
     cancels them with their parent). Runs inside the parent's cancel transaction."""
     from streaming.publish import publish_many
 
+    if parent.parent_id is not None or parent.order_class == OrderClass.SIMPLE:
+        return
     changed = []
     for leg in Order.objects.select_for_update().filter(parent_id=parent.pk).order_by("pk"):
         if leg.status in OPEN_STATUSES:

@@ -72,6 +72,7 @@ def order_reject(*, order: Order, reason: str, code: str = "rejected") -> Order:
         order_transition(order, OrderStatus.REJECTED)
         order.reject_reason = f"{code}: {reason}"[:255]
         order.save(update_fields=["status", "reject_reason", "updated_at"])
+        legs_cancel_with_parent(order, f"entry rejected: {code}")
         publish_order(order)
     return order
 
@@ -84,6 +85,7 @@ def cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANCE
             order.canceled_at = timezone.now()
             order.reject_reason = reason[:255]
             order.save(update_fields=["status", "canceled_at", "reject_reason", "updated_at"])
+            legs_cancel_with_parent(order, reason)
             publish_order(order)
     return order
 
@@ -96,7 +98,6 @@ def _cancel_recorded(order: Order, reason: str) -> Order:
         )
         order = cancel_locally(order=order, reason=reason)
         if was_open:
-            legs_cancel_with_parent(order, reason)
             audit_record(
                 action="order.cancel",
                 target=order.pk,

@@ -50,6 +50,8 @@ def order_send(
     instead (its own policy decides when to try again). `market_time`, when the caller already
     read the market clock, stamps the order's acceptance.
     """
+    if order.parent_id is not None:
+        return order  # a leg goes to the broker with its parent, never by itself
     request = OrderRequest(
         client_order_id=order.client_order_id,
         symbol=order.symbol,
@@ -191,7 +193,7 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
     BrokerUnavailable, for the task's retry policy (trading.tasks.order_resubmit).
     """
     order = Order.objects.get(pk=order_id)
-    if order.status != OrderStatus.PENDING_SUBMIT:
+    if order.status != OrderStatus.PENDING_SUBMIT or order.parent_id is not None:
         return order
     broker = get_broker()
     try:
