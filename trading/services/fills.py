@@ -43,10 +43,10 @@ def order_record_broker_state(
     then its fills and status are applied. Any other disagreement raises IllegalTransition.
     `market_time` is the market clock's reading, when the caller has it at hand.
     """
-    from trading.brokers import get_broker
+    from trading.brokers import broker_manages_legs
     from trading.services import legs
 
-    native_legs = get_broker().manages_legs
+    native_legs = broker_manages_legs()
     with transaction.atomic():
         if legs.is_grouped(state):
             legs.group_lock(order_id)
