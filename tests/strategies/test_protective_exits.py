@@ -282,3 +282,28 @@ def test_paper_and_backtest_take_the_same_exits_on_the_same_bars(
     assert entries == sorted(
         bars.index[int(t["entry_index"]) - 1].to_pydatetime() for t in result.trades
     )
+
+
+@pytest.mark.django_db
+def test_live_trailing_stop_follows_a_filled_entry_and_the_exit_cancels_it(
+    session, market, fixed_target, make_config
+):
+    from strategies.models import StrategyConfig
+
+    config = make_config(plugin="fixed_target", params={"trailing_pct": 2}, allocation=1)
+    strategy_execute(config=config)
+    trailing = Order.objects.get(strategy_config=config, type="trailing_stop")
+    held = Position.objects.get(symbol="SPY").qty
+    assert trailing.side == "sell" and trailing.qty == held and trailing.status == "accepted"
+    assert trailing.trail_percent == Decimal("2") and trailing.hwm == last_price("SPY")
+    strategy_execute(config=config)  # holding: no second trailing stop
+    assert Order.objects.filter(strategy_config=config, type="trailing_stop").count() == 1
+    # The signal goes flat: the trailing stop is canceled before the position is closed.
+    StrategyConfig.objects.filter(pk=config.pk).update(params={"target": 0.0, "trailing_pct": 2})
+    price = last_price("SPY")
+    next_bar("SPY", open_=price, high=price, low=price, close=price)
+    config.refresh_from_db()
+    strategy_execute(config=config)
+    trailing.refresh_from_db()
+    assert trailing.status == OrderStatus.CANCELED
+    assert Position.objects.get(symbol="SPY").qty == 0
