@@ -384,3 +384,14 @@ def test_a_bracket_queued_for_the_open_goes_out_whole_and_its_legs_never_alone(
     assert Trade.objects.count() == 1  # the entry's fill only
     services.reconcile()
     assert set(entry.legs.values_list("status", flat=True)) == {"accepted"}
+
+
+def test_an_exit_never_opens_the_other_side_when_the_position_was_closed_meanwhile(ready, trader):
+    price = last_price("SPY")
+    body = bracket(trader, price).json()
+    assert submit(trader, side="sell", qty="10").status_code == 201  # closed by hand
+    next_bar("SPY", open_=price, high=price + 1, low=price - 8, close=price - 7)
+    services.orders_process_bars()
+    stop = Order.objects.get(parent_id=body["id"], leg_role="stop_loss")
+    assert stop.status == OrderStatus.CANCELED and "exceeds the position" in stop.reject_reason
+    assert Position.objects.get(symbol="SPY").qty == 0

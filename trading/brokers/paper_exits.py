@@ -92,6 +92,9 @@ def exits_on_path(
         winner = by_role.get(hit.role) if hit.role else None
     if winner is None:
         return None
+    refused = _exceeds_position(winner)
+    if refused is not None:
+        return refused
     base = Decimal(hit.price)
     price = (
         broker.fill_price(base, winner.side)
@@ -99,6 +102,27 @@ def exits_on_path(
         else base.quantize(CENT, rounding=ROUND_HALF_UP)
     )
     return broker._fill(winner, price, executed_at)
+
+
+def _exceeds_position(order) -> BrokerOrder | None:
+    """An exit only closes: one larger than what is left of the position (closed meanwhile by
+    another order) is canceled instead of opening the other side, as a broker refuses it."""
+    from trading.brokers.paper import _resting_state
+    from trading.models import Position
+
+    held = (
+        Position.objects.filter(session_id=order.session_id, symbol=order.symbol)
+        .values_list("qty", flat=True)
+        .first()
+    ) or Decimal("0")
+    closable = held if order.side == "sell" else -held
+    if closable >= order.qty - order.filled_qty:
+        return None
+    return _resting_state(
+        order,
+        status="canceled",
+        reject_reason=f"exit of {order.qty - order.filled_qty} exceeds the position ({held})",
+    )
 
 
 def match_exit_bars(broker, order) -> BrokerOrder | None:
