@@ -21,7 +21,7 @@ from trading.models import (
     OrderStatus,
 )
 from trading.services.fills import order_record_broker_state
-from trading.services.legs import legs_cancel_with_parent
+from trading.services.legs import legs_cancel_with_parent, parent_payload_refresh
 from trading.services.transitions import order_transition, publish_order
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANCE
             order.save(update_fields=["status", "canceled_at", "reject_reason", "updated_at"])
             legs_cancel_with_parent(order, reason)
             publish_order(order)
+            parent_payload_refresh(order)  # a leg: its parent's nested legs changed too
     return order
 
 
