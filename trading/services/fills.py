@@ -110,8 +110,7 @@ def order_record_broker_state(
         sql.save_existing(order)
         if native_legs:
             leg_events = []
-            for leg, leg_state in legs.leg_states(state):
-                order_record_broker_state(order_id=leg.pk, state=leg_state)
+            legs.legs_record_reported(state, record=order_record_broker_state)
         else:
             leg_events = legs.legs_after_record(
                 order, filled_before=filled_before, market_time=market_time

@@ -258,6 +258,19 @@ def leg_states(state: BrokerOrder) -> list[tuple[Order, BrokerOrder]]:
     return matched
 
 
+def legs_record_reported(state: BrokerOrder, *, record) -> None:
+    """Record each leg a broker that runs legs itself reported with its parent (`record` is
+    fills.order_record_broker_state). Each is a savepoint: one leg the broker surprises us
+    with spoils nothing else."""
+    from trading.exceptions import DomainError
+
+    for leg, leg_state in leg_states(state):
+        try:
+            record(order_id=leg.pk, state=leg_state)
+        except DomainError as exc:
+            logger.warning("leg %s not recorded: %s", leg.client_order_id, exc.message)
+
+
 def orders_to_ask(open_orders: dict[str, object]) -> dict[str, object]:
     """For a broker that runs legs itself: the legs are read through their parent (Alpaca
     finds a leg only nested in its parent), so ask for the parent instead of each leg."""
