@@ -395,3 +395,20 @@ def test_an_exit_never_opens_the_other_side_when_the_position_was_closed_meanwhi
     stop = Order.objects.get(parent_id=body["id"], leg_role="stop_loss")
     assert stop.status == OrderStatus.CANCELED and "exceeds the position" in stop.reject_reason
     assert Position.objects.get(symbol="SPY").qty == 0
+
+
+def test_a_trailing_stop_that_moves_publishes_its_new_mark(ready, trader):
+    from unittest import mock
+
+    price = last_price("SPY")
+    assert submit(trader, qty="5").status_code == 201
+    body = submit(
+        trader, side="sell", qty="5", type="trailing_stop", trail_price="2", time_in_force="gtc"
+    ).json()
+    next_bar("SPY", open_=price + 1, high=price + 6, low=price + 1, close=price + 5)
+    with mock.patch("trading.services.fills.publish_many") as published:
+        services.orders_process_bars()
+    events = [payload for call in published.call_args_list for _kind, payload in call.args[0]]
+    moved = [e for e in events if e.get("id") == body["id"]]
+    assert moved and Decimal(moved[-1]["hwm"]) == price + 6
+    assert Decimal(moved[-1]["stop_price"]) == price + 4

@@ -138,6 +138,7 @@ def match_exit_bars(broker, order) -> BrokerOrder | None:
     expiries = [m.expires_at for m in members if m.expires_at is not None]
     if expiries:
         bars = bars.filter(timestamp__lt=min(expiries))
+    marks = [(m.hwm, m.stop_price) for m in members]
     for bar in bars.order_by("timestamp"):
         path = PricePath(Decimal(bar.open), Decimal(bar.high), Decimal(bar.low), Decimal(bar.close))
         seen = bar.timestamp + calendar.BAR
@@ -145,4 +146,9 @@ def match_exit_bars(broker, order) -> BrokerOrder | None:
         state = exits_on_path(broker, members, path, seen)
         if state is not None:
             return state
+    if len(members) == 1 and marks[0] != (members[0].hwm, members[0].stop_price):
+        # A trailing stop that moved: reported, so its new mark is recorded and published.
+        from trading.brokers.paper import _resting_state
+
+        return _resting_state(members[0])
     return None
