@@ -412,3 +412,23 @@ def test_a_trailing_stop_that_moves_publishes_its_new_mark(ready, trader):
     moved = [e for e in events if e.get("id") == body["id"]]
     assert moved and Decimal(moved[-1]["hwm"]) == price + 6
     assert Decimal(moved[-1]["stop_price"]) == price + 4
+
+
+def test_exits_react_to_a_single_price_too(ready, trader):
+    """The hook for live quotes: one price is a path; the conservative rule is the same."""
+    from django.utils import timezone
+
+    from trading.brokers import get_broker
+    from trading.brokers.paper_exits import exits_at_price
+
+    price = last_price("SPY")
+    body = bracket(trader, price).json()
+    later = timezone.now() + timezone.timedelta(days=3650)
+    assert list(exits_at_price(get_broker(), "SPY", price + 1, later)) == []
+    (state,) = exits_at_price(get_broker(), "SPY", price + 5, later)
+    services.order_record_broker_state(
+        order_id=Order.objects.get(client_order_id=state.client_order_id).pk, state=state
+    )
+    legs = legs_by_role(trader.get(f"/api/v1/orders/{body['id']}").json())
+    assert legs["take_profit"]["status"] == "filled"
+    assert legs["stop_loss"]["status"] == "canceled"

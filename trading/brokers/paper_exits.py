@@ -125,6 +125,28 @@ def _exceeds_position(order) -> BrokerOrder | None:
     )
 
 
+def exits_at_price(broker, symbol: str, price: Decimal, at: datetime):
+    """The working exits of `symbol` against one price (a live quote): yields the state of each
+    exit that fills, one per group, for the caller to record (order_record_broker_state), as
+    `orders_after_bars` does for bars."""
+    from trading.models import Order
+
+    seen: set = set()
+    working = Order.objects.filter(
+        symbol=symbol, status__in=WORKING, market_time__isnull=False, market_time__lte=at
+    ).order_by("created_at")
+    for order in working:
+        if not is_exit_order(order):
+            continue
+        group = order.parent_id or order.pk
+        if group in seen:
+            continue
+        seen.add(group)
+        state = exits_on_path(broker, exit_group(order), PricePath.tick(Decimal(price)), at)
+        if state is not None:
+            yield state
+
+
 def match_exit_bars(broker, order) -> BrokerOrder | None:
     """The group's state after the bars it has not seen yet, or None when no exit fills."""
     from marketdata.models import Bar
