@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from strategies import protective
+
 
 class ParamError(ValueError):
     """A strategy parameter is unknown, of the wrong type or out of range."""
@@ -73,6 +75,9 @@ class Strategy:
     def validate_params(cls, values: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults overlaid with `values`, each checked; raises ParamError naming the param."""
         values = dict(values or {})
+        # Protective exits (stop_loss_pct, take_profit_pct, trailing_pct) are every strategy's:
+        # checked here, kept only when given, and never passed to the strategy's own rules.
+        exits = {key: values.pop(key) for key in protective.KEYS if key in values}
         unknown = sorted(set(values) - set(cls.params))
         if unknown:
             raise ParamError(unknown[0], "unknown parameter")
@@ -80,6 +85,10 @@ class Strategy:
         # Defaults are checked too: a plugin with an out-of-range default fails to load.
         cleaned = {key: cls.params[key].clean(key, value) for key, value in merged.items()}
         cls.check_params(cleaned)
+        try:
+            cleaned |= protective.clean(exits)
+        except protective.ExitsError as exc:
+            raise ParamError(exc.param, exc.message) from None
         return cleaned
 
     @classmethod

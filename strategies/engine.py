@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from strategies.metrics import DEFAULT_PERIODS_PER_YEAR, compute_metrics, timestamps_to_ns
+from strategies.protective import Exits, apply_exits
 
 TRADE_DTYPE = np.dtype(
     [
@@ -94,11 +95,16 @@ def run_backtest(
     timestamps: np.ndarray | pd.DatetimeIndex | None = None,
     periods_per_year: float = DEFAULT_PERIODS_PER_YEAR,
     with_metrics: bool = True,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
+    exits: Exits | None = None,
 ) -> BacktestResult:
     """Backtest target exposures against open/close prices; see the module docstring.
 
     `with_metrics=False` leaves `metrics` empty, for callers (parameter searches) that compute
-    them once over a portfolio of sleeves instead."""
+    them once over a portfolio of sleeves instead. `exits` (protective stop-loss, take-profit
+    or trailing stop, with the bars' `high` and `low`) are simulated by the paper broker's rules
+    (strategies.protective.apply_exits); without them nothing of that runs."""
     open_ = np.asarray(open_, dtype=np.float64)
     close = np.asarray(close, dtype=np.float64)
     raw_target = np.asarray(target, dtype=np.float64)
@@ -131,8 +137,25 @@ def run_backtest(
 
     # Fill bars: wherever the held exposure changes (bar 0 is flat, so never a fill).
     changes = np.flatnonzero(held[1:] != held[:-1]) + 1 if n > 1 else np.empty(0, np.int64)
+    exit_open = None
+    if exits is not None and exits.any:
+        if high is None or low is None:
+            raise ValueError("protective exits need the bars' high and low")
+        held, exit_open = apply_exits(
+            open_,
+            np.asarray(high, dtype=np.float64),
+            np.asarray(low, dtype=np.float64),
+            close,
+            held,
+            exits,
+            slip,
+        )
+        changes = np.flatnonzero(held[1:] != held[:-1]) + 1 if n > 1 else np.empty(0, np.int64)
+        settings["exits"] = {k: v for k, v in vars(exits).items() if v is not None}
     change_target = held[changes]
-    f = fills_compute(open_, changes, change_target, n, fee, slip, fixed, initial_cash)
+    f = fills_compute(
+        open_, changes, change_target, n, fee, slip, fixed, initial_cash, exit_open=exit_open
+    )
     state_cash, state_qty, state_held = fill_states(f, change_target, initial_cash)
     run_lengths = np.diff(np.concatenate(([0], changes, [n])))
     units = np.repeat(state_qty, run_lengths)
@@ -209,8 +232,10 @@ def fills_compute(
     slip: float,
     fixed: float,
     initial_cash: float,
+    exit_open: np.ndarray | None = None,
 ) -> Fills:
-    """The trades of a target path whose exposure changes to `change_target` at `changes`."""
+    """The trades of a target path whose exposure changes to `change_target` at `changes`.
+    `exit_open` replaces the open as the exit's base price where a protective exit fired."""
     is_entry = change_target != 0.0
     entry_change = np.flatnonzero(is_entry)  # positions within `changes`
     entry_bar = changes[entry_change]
@@ -224,7 +249,7 @@ def fills_compute(
     exit_bar[closed] = changes[entry_change[closed] + 1]
 
     entry_px = open_[entry_bar] * (1.0 + slip * sign)
-    exit_px = open_[exit_bar] * (1.0 - slip * sign)
+    exit_px = (open_ if exit_open is None else exit_open)[exit_bar] * (1.0 - slip * sign)
     # One closed trade maps cash E0 to E1 = alpha * E0 + beta (derivation in the docstring):
     # E1 = E0 - 2F + N * R with N = |t| (E0 - F) / (1 + fee).
     ratio = (sign - fee) * exit_px / entry_px - (sign + fee)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_context, audit_record, audit_refusal, records_refusals
-from strategies import registry
+from strategies import live_exits, protective, registry
 from strategies.base import Strategy
 from strategies.engine import result_to_dict
 from strategies.exceptions import (
@@ -88,7 +88,7 @@ def strategy_execute(*, config: StrategyConfig) -> list[SymbolDecision]:
     from trading.services import order_submit
 
     cls = _loaded(config.plugin)
-    params = clean_params(cls, config.params)
+    params, exits = protective.split(clean_params(cls, config.params))
     if config.timeframe not in SUPPORTED_TIMEFRAMES:
         raise InvalidStrategyConfig(
             "timeframe",
@@ -119,6 +119,15 @@ def strategy_execute(*, config: StrategyConfig) -> list[SymbolDecision]:
             .first()
         )
         current = current or Decimal("0")
+        if exits.any:  # protective exits: brackets, trailing stops (strategies.live_exits)
+            order_id, note, error = live_exits.symbol_execute(
+                config=config, cls=cls, own=params, exits=exits, symbol=symbol, bars=bars,
+                desired=desired, current=current, price=price, session=session,
+            )  # fmt: skip
+            decisions.append(
+                SymbolDecision(symbol, bar_time.isoformat(), target, order_id, note, error)
+            )
+            continue
         # Hold while already on the signal's side: no churn from equity moving with prices.
         same_side = (desired > 0 and current > 0) or (desired < 0 and current < 0)
         delta = Decimal("0") if same_side else desired - current
@@ -386,6 +395,7 @@ def strategy_backtest(
     ):
         if not math.isfinite(value) or value < 0 or (field == "initial_cash" and value <= 0):
             raise InvalidStrategyConfig(field, "must be a non-negative finite number")
+    own_params, exits = protective.split(cleaned)
     end = end or timezone.now()
     start = end - timedelta(days=days)
     sleeve_cash = initial_cash / len(symbols)
@@ -405,7 +415,7 @@ def strategy_backtest(
                 details={"symbol": symbol},
             )
         try:
-            target = np.asarray(strategy.generate_signals(bars, cleaned), dtype=np.float64)
+            target = np.asarray(strategy.generate_signals(bars, own_params), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001
             raise StrategyFailed(
                 f"{plugin}.generate_signals failed: {type(exc).__name__}: {exc}",
@@ -421,6 +431,10 @@ def strategy_backtest(
             slippage_bps=slippage_bps,
             allow_short=cls.allow_short,
             timestamps=bars.index,
+            # Declared protective exits run by the paper broker's rules; none: the fast path.
+            high=bars["high"].to_numpy(dtype=np.float64) if exits.any else None,
+            low=bars["low"].to_numpy(dtype=np.float64) if exits.any else None,
+            exits=exits if exits.any else None,
         )
         sleeves[symbol] = pd.Series(result.equity, index=bars.index)
         positions[symbol] = pd.Series(result.positions, index=bars.index)

@@ -15,7 +15,6 @@ def dashboard_snapshot() -> dict:
     from realtime.prices import prices_fresh
     from strategies.models import StrategyConfig
     from trading import selectors
-    from trading.models import OPEN_STATUSES
 
     session = selectors.session_latest()
     curve = (
@@ -30,10 +29,7 @@ def dashboard_snapshot() -> dict:
         "performance": selectors.performance_get(session),
         "positions": [selectors.position_payload(p) for p in selectors.positions_list(session)],
         "open_orders": [
-            selectors.order_payload(o)
-            for o in selectors.orders_list()
-            .filter(status__in=OPEN_STATUSES)
-            .order_by("-created_at")[:100]
+            selectors.order_payload(o) for o in selectors.orders_open_with_legs()[:100]
         ],
         "trades": [selectors.trade_payload(t) for t in trades],
         "equity_curve": [

@@ -73,3 +73,30 @@ def off_loop(fn, *args, **kwargs):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(call).result()
+
+
+def next_bar(symbol: str, *, open_, high, low, close):
+    """Plant the market's next bar for `symbol` (and advance the others at the same time)."""
+    from decimal import Decimal
+
+    from marketdata import calendar
+    from marketdata.models import Bar
+    from marketdata.selectors import last_price, latest_bar_time
+
+    start = calendar.next_bar_start(latest_bar_time())
+    bar = None
+    for sym in {symbol, "SPY", "QQQ", "TSLA", "NVDA"}:
+        price = last_price(sym)
+        values = (open_, high, low, close) if sym == symbol else (price, price, price, price)
+        created = Bar.objects.create(
+            symbol=sym,
+            timeframe="5Min",
+            timestamp=start,
+            open=Decimal(str(values[0])),
+            high=Decimal(str(values[1])),
+            low=Decimal(str(values[2])),
+            close=Decimal(str(values[3])),
+        )
+        if sym == symbol:
+            bar = created
+    return bar

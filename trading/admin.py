@@ -76,8 +76,37 @@ class TradingSessionAdmin(TradeActionsAdmin, admin.ModelAdmin):
         )
 
 
+class LegInline(admin.TabularInline):
+    """A bracket/OTO entry's exits, an OCO's stop-loss: read-only, under their parent."""
+
+    model = Order
+    fk_name = "parent"
+    verbose_name = "leg"
+    verbose_name_plural = "legs (protective exits)"
+    fields = [
+        "leg_role",
+        "side",
+        "type",
+        "qty",
+        "limit_price",
+        "stop_price",
+        "status",
+        "filled_qty",
+        "filled_avg_price",
+        "reject_reason",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Order)
 class OrderAdmin(TradeActionsAdmin, admin.ModelAdmin):
+    inlines = [LegInline]
     list_display = [
         "created_at",
         "symbol",
@@ -88,9 +117,11 @@ class OrderAdmin(TradeActionsAdmin, admin.ModelAdmin):
         "filled_qty",
         "filled_avg_price",
         "source",
+        "order_class",
+        "leg_role",
         "client_order_id",
     ]
-    list_filter = ["status", "source", "side", "type", "symbol"]
+    list_filter = ["status", "source", "side", "type", "order_class", "symbol"]
     search_fields = ["client_order_id", "broker_order_id", "symbol"]
     readonly_fields = [f.name for f in Order._meta.fields]
     actions = ["cancel_orders"]

@@ -75,6 +75,28 @@ class OrderType(models.TextChoices):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    # A stop that follows the price: trail_price or trail_percent behind the high-water mark
+    # (sell) or above the low-water mark (buy); never a leg of a bracket/OCO/OTO.
+    TRAILING_STOP = "trailing_stop"
+
+
+class OrderClass(models.TextChoices):
+    """Alpaca's order classes: an entry with exits attached (bracket: both, OTO: one) or a pair
+    of exits of which one cancels the other (OCO)."""
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OCO = "oco"
+    OTO = "oto"
+
+
+class LegRole(models.TextChoices):
+    """The role of a leg within its order's group (Alpaca's group_role, without `entry`: the
+    entry is the parent). An OCO's parent is its take-profit; its one leg is the stop-loss."""
+
+    NONE = "", "parent or simple"
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
 
 
 class TimeInForce(models.TextChoices):
@@ -84,6 +106,8 @@ class TimeInForce(models.TextChoices):
 
 class OrderStatus(models.TextChoices):
     PENDING_SUBMIT = "pending_submit"
+    # An exit leg waiting for its entry to fill completely (Alpaca's `held`): open, not working.
+    HELD = "held"
     NEW = "new"
     ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
@@ -95,6 +119,7 @@ class OrderStatus(models.TextChoices):
 
 OPEN_STATUSES = (
     OrderStatus.PENDING_SUBMIT,
+    OrderStatus.HELD,
     OrderStatus.NEW,
     OrderStatus.ACCEPTED,
     OrderStatus.PARTIALLY_FILLED,
@@ -148,6 +173,20 @@ class Order(models.Model):
     send_lease_until = models.DateTimeField(null=True, blank=True)
     # A stop-limit order whose stop was reached rests as a limit order.
     stop_triggered = models.BooleanField(default=False)
+    # Protective orders (trading.services.legs): a bracket/OTO entry's exits, and an OCO's
+    # stop-loss, are legs of their parent; one leg filling cancels its sibling.
+    order_class = models.CharField(
+        max_length=8, choices=OrderClass.choices, default=OrderClass.SIMPLE
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="legs"
+    )
+    leg_role = models.CharField(max_length=12, choices=LegRole.choices, blank=True, default="")
+    # A trailing stop: its distance (one of the two), and the high-water mark it trails (the
+    # low-water mark for a buy); stop_price is the current stop, hwm -/+ the trail.
+    trail_price = models.DecimalField(**MONEY, null=True, blank=True)
+    trail_percent = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
+    hwm = models.DecimalField(**MONEY, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -229,15 +229,25 @@ def _reserved_cash(open_orders: list[tuple], price_of) -> Decimal:
 
 # Every order reads these two: hand-written SQL (see core.sql).
 def _open_orders(session_id: int) -> list[tuple]:
-    """(symbol, side, qty, filled_qty, limit_price) of the session's open orders."""
+    """(symbol, side, qty, filled_qty, limit_price) of the session's open orders.
+
+    Protective exits (bracket/OTO/OCO legs, an OCO's take-profit) are left out: they only close
+    what their entry or the position holds, so they are neither new exposure nor reserve cash,
+    and a bracket counts as one open order."""
     names = ("symbol", "side", "qty", "filled_qty", "limit_price")
     statuses = sorted(OPEN_STATUSES)
     return sql.select(
         f"SELECT {', '.join(map(sql.quote, names))} FROM {sql.quote(Order._meta.db_table)} "
-        f"WHERE session_id = %s AND status IN ({', '.join(['%s'] * len(statuses))})",
-        [session_id, *statuses],
+        f"WHERE session_id = %s AND status IN ({', '.join(['%s'] * len(statuses))}) "
+        "AND parent_id IS NULL AND order_class <> %s",
+        [session_id, *statuses, "oco"],
         sql.fields_of(Order, *names),
     )
+
+
+def position_qty(session_id: int, symbol: str) -> Decimal:
+    """The session's signed position in `symbol` (0 when it has none)."""
+    return _held(session_id, symbol)
 
 
 def _held(session_id: int, symbol: str) -> Decimal:

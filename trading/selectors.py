@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from core import sql
 from core.shapes import flat_encoder
@@ -16,6 +16,7 @@ from trading.models import (
     EquitySnapshot,
     KillSwitch,
     Order,
+    OrderClass,
     Position,
     SessionStatus,
     Trade,
@@ -129,6 +130,18 @@ def orders_list() -> QuerySet[Order]:
     return Order.objects.all()
 
 
+def orders_open_with_legs() -> QuerySet[Order]:
+    """Open top-level orders, and filled ones whose exit legs still work (a bracket after its
+    entry filled), newest first, legs nested."""
+    working_legs = Order.objects.filter(status__in=OPEN_STATUSES, parent__isnull=False)
+    return (
+        Order.objects.filter(parent__isnull=True)
+        .filter(Q(status__in=OPEN_STATUSES) | Q(pk__in=working_legs.values("parent_id")))
+        .prefetch_related("legs")
+        .order_by("-created_at")
+    )
+
+
 def portfolio_get(session: TradingSession | None = None) -> dict:
     session = session or session_latest()
     if session is None:
@@ -231,8 +244,19 @@ def position_payload(position: Position) -> dict:
 
 def order_payload(order: Order) -> dict:
     """OrderSerializer(order).data at a hundredth of its cost, derived from that declaration
-    (tests hold them equal): the order_update event and the order submit answer."""
-    return flat_encoder(s.OrderSerializer)(order)
+    (tests hold them equal): the order_update event and the order submit answer. A simple
+    order has no legs, so it costs no query for them."""
+    leg = flat_encoder(s.OrderLegSerializer)
+    payload = leg(order)
+    payload["legs"] = [leg(child) for child in order_legs(order)]
+    return payload
+
+
+def order_legs(order: Order) -> list[Order]:
+    """The legs of an order, oldest first (none for a simple order or a leg)."""
+    if order.order_class == OrderClass.SIMPLE or order.parent_id is not None:
+        return []
+    return list(order.legs.all())
 
 
 def trade_payload(trade: Trade) -> dict:
@@ -274,6 +298,9 @@ def broker_order_of(order: Order) -> BrokerOrder:
         time_in_force=order.time_in_force,
         reject_reason=order.reject_reason,
         submitted_at=order.submitted_at,
+        order_class=order.order_class,
+        leg_role=order.leg_role,
+        hwm=order.hwm,
     )
 
 
@@ -284,9 +311,12 @@ def orders_filtered(
     start=None,
     end=None,
 ) -> QuerySet[Order]:
-    orders = Order.objects.all()
+    """Top-level orders, their legs nested (as Alpaca's `nested=true`); a status filter
+    matches an order whose own status or one of whose legs' status is asked for."""
+    orders = Order.objects.filter(parent__isnull=True).prefetch_related("legs")
     if statuses:
-        orders = orders.filter(status__in=statuses)
+        with_leg = Order.objects.filter(status__in=statuses, parent__isnull=False)
+        orders = orders.filter(Q(status__in=statuses) | Q(pk__in=with_leg.values("parent_id")))
     if symbol:
         orders = orders.filter(symbol=symbol.upper())
     if start:

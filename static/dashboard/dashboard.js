@@ -5,7 +5,7 @@
   "use strict";
   const api = "/api/v1/";
   const MAX_TRADES = 50;
-  const OPEN_ORDER = new Set(["pending_submit", "new", "accepted", "partially_filled"]);
+  const OPEN_ORDER = new Set(["pending_submit", "held", "new", "accepted", "partially_filled"]);
   const PING_EVERY_MS = 15000;
   const STALE_AFTER_MS = 40000; // the server sends a snapshot every 5 s and answers pings
   const symbols = JSON.parse(document.getElementById("symbols-data").textContent);
@@ -257,13 +257,40 @@
     tr.cells[4].className = Number(p.unrealized_pnl) >= 0 ? "up" : "down";
   }
 
+  function orderRow(id) {
+    return document.querySelector('#orders tr[data-key="' + CSS.escape(id) + '"]');
+  }
+
+  // A protective order's legs show right under their parent (which stays listed, whatever its
+  // status, while a leg is open); a trailing stop shows its high-water mark.
+  function orderType(o) {
+    if (o.parent_id) return "\u21b3 " + (o.leg_role || "leg").replace("_", "-") + " " + o.type;
+    let text = o.type;
+    if (o.order_class && o.order_class !== "simple") text += " (" + o.order_class + ")";
+    if (o.type === "trailing_stop" && o.hwm) text += " hwm " + fmt(o.hwm) + " stop " + fmt(o.stop_price);
+    return text;
+  }
+
   function applyOrder(o) {
-    if (!OPEN_ORDER.has(o.status)) {
-      const tr = document.querySelector('#orders tr[data-key="' + CSS.escape(o.id) + '"]');
+    const legs = o.legs || [];
+    const legOpen = legs.some((l) => OPEN_ORDER.has(l.status));
+    if (!OPEN_ORDER.has(o.status) && !legOpen) {
+      const tr = orderRow(o.id);
       if (tr) tr.remove();
+      legs.forEach(applyOrder);
       return;
     }
-    row("orders", "id", o.id, [time(o.created_at), o.symbol, o.side, o.type, fmt(o.qty, 0), o.status]);
+    const tr = row("orders", "id", o.id, [time(o.created_at), o.symbol, o.side, orderType(o), fmt(o.qty, 0), o.status]);
+    if (o.parent_id) {
+      tr.classList.add("leg");
+      tr.dataset.parent = o.parent_id;
+      let anchor = orderRow(o.parent_id);
+      while (anchor && anchor.nextElementSibling && anchor.nextElementSibling !== tr && anchor.nextElementSibling.dataset.parent === o.parent_id) {
+        anchor = anchor.nextElementSibling;
+      }
+      if (anchor && anchor !== tr) anchor.after(tr);
+    }
+    legs.forEach(applyOrder);
   }
 
   // Fills as markers on their symbol's chart, at the 5-minute bar they happened in.

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from strategies import protective
 from strategies.base import ParamError, Strategy
 from strategies.exceptions import InvalidStrategyConfig
 
@@ -146,6 +147,16 @@ def _constraint(cls: type[Strategy], index: int, text: Any) -> Constraint:
     return Constraint(sides[0], match.group(2), sides[1])
 
 
+def _refuse_exits(base: dict[str, Any]) -> None:
+    declared = sorted(set(base) & set(protective.KEYS))
+    if declared:
+        # The optimiser's shared fast path does not simulate them; a backtest does.
+        raise InvalidStrategyConfig(
+            f"params.{declared[0]}",
+            "protective exits are simulated by backtests, not by grid searches or walk-forwards",
+        )
+
+
 def search_build(
     cls: type[Strategy],
     *,
@@ -171,6 +182,7 @@ def search_build(
     if not isinstance(constraints, list):
         raise InvalidStrategyConfig("constraints", "must be a list of texts like 'fast < slow'")
     base = dict(base_params or {})
+    _refuse_exits(base)
     unknown_base = sorted(set(base) - set(cls.params))
     if unknown_base:
         raise InvalidStrategyConfig(f"params.{unknown_base[0]}", "unknown parameter")

@@ -389,6 +389,9 @@ class FakeAlpaca:
         }
         self.positions: dict[str, dict[str, Decimal]] = {}
         self.orders: dict[str, dict] = {}  # id -> Order JSON
+        # Legs of bracket/OTO/OCO orders, as Alpaca keeps them: orders of their own (found by
+        # id), shown under their parent's `legs` only when asked with `nested=true`.
+        self.legs_of: dict[str, list[str]] = {}  # parent id -> leg ids
         self.new_order_status = "accepted"
         self.prices: dict[str, Decimal] = {}  # used for market-order buying-power checks
         self.clock = {
@@ -552,7 +555,34 @@ class FakeAlpaca:
                 order["expired_at"] = now
             elif status == "rejected":
                 order["failed_at"] = now
+            self._group_rules(order, status, now)
             return order
+
+    def _group_rules(self, order: dict, status: str, now: str) -> None:
+        """What Alpaca does to the rest of a group: an entry's fill releases its held legs; an
+        exit's fill cancels its sibling; an entry's cancel takes its legs."""
+        parent = next((p for p, ids in self.legs_of.items() if order["id"] in ids), None)
+        if parent is None and order["id"] in self.legs_of:
+            legs = [self.orders[i] for i in self.legs_of[order["id"]]]
+            if order.get("group_role") == "entry":
+                for leg in legs:
+                    if status == "filled" and leg["status"] == "held":
+                        leg.update({"status": "new", "qty": order["filled_qty"]})
+                    elif status in ("canceled", "expired") and leg["status"] == "held":
+                        leg.update({"status": "canceled", "canceled_at": now})
+                return
+            siblings = legs  # an OCO's take-profit: its stop-loss leg
+        elif parent is not None:
+            root = self.orders[parent]
+            siblings = [self.orders[i] for i in self.legs_of[parent] if i != order["id"]]
+            if root.get("group_role") == "take_profit":
+                siblings.append(root)
+        else:
+            return
+        if status == "filled":
+            for sibling in siblings:
+                if sibling["status"] in OPEN_STATUSES:
+                    sibling.update({"status": "canceled", "canceled_at": now, "updated_at": now})
 
     def seed_bars(
         self,
@@ -710,6 +740,11 @@ class FakeAlpaca:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self.quirks.append(f"{op.template}: {key} sent as number {value!r}")
                 body[key] = str(value)
+        # The legs' prices too: the spec's own description of take_profit and stop_loss says
+        # they "take in string/number values" although their schema says string.
+        for leg in ("take_profit", "stop_loss"):
+            if isinstance(body.get(leg), dict):
+                body[leg] = self._tolerate_numeric_strings(body[leg], op)
         return body
 
     def check_response(self, api: str, spec: Spec, op: Operation, status: int, body: Any) -> None:
@@ -808,22 +843,99 @@ class FakeAlpaca:
                 "status": self.new_order_status,
             }
         )
+        problem = self._add_legs(order, body)
+        if problem:
+            return _Response(422, {"code": 40010001, "message": problem})
         self.orders[order["id"]] = order
-        return _Response(200, copy.deepcopy(order))
+        return _Response(200, self._nested(order, True))
+
+    def _add_legs(self, order: dict, body: dict) -> str | None:
+        """The legs of a bracket/OTO/OCO order, by Alpaca's documented rules (or what is wrong).
+
+        An OCO's top-level order is its take-profit and its one leg the stop-loss; a bracket's
+        or OTO's legs are the exits of its entry, `held` until the entry fills."""
+        order_class = order["order_class"]
+        if order_class in ("simple", ""):
+            if body.get("take_profit") or body.get("stop_loss"):
+                return "take_profit/stop_loss need a bracket, oco or oto order_class"
+            if order["type"] == "trailing_stop" and (
+                (body.get("trail_price") is None) == (body.get("trail_percent") is None)
+            ):
+                return "trailing_stop needs one of trail_price or trail_percent"
+            return None
+        take_profit, stop_loss = body.get("take_profit"), body.get("stop_loss")
+        if order["type"] == "trailing_stop":
+            return "trailing_stop is not supported in advanced order classes"
+        if order_class in ("bracket", "oco") and not (take_profit and stop_loss):
+            return f"{order_class} orders require take_profit and stop_loss"
+        if order_class == "oto" and bool(take_profit) == bool(stop_loss):
+            return "oto orders require one of take_profit or stop_loss"
+        if order_class == "oco" and order["type"] != "limit":
+            return "oco orders must be limit orders"
+        if order["time_in_force"] not in ("day", "gtc"):
+            return "time_in_force must be day or gtc for advanced orders"
+        group = str(uuid.uuid4())
+        order["group_id"] = group
+        exit_side = (
+            order["side"] if order_class == "oco" else ("sell" if order["side"] == "buy" else "buy")
+        )
+        legs = []
+        if order_class == "oco":
+            order["group_role"] = "take_profit"
+            order["limit_price"] = _opt_str(take_profit.get("limit_price"))
+        else:
+            order["group_role"] = "entry"
+            if take_profit:
+                legs.append(("take_profit", "limit", take_profit.get("limit_price"), None))
+        if stop_loss:
+            kind = "stop_limit" if stop_loss.get("limit_price") is not None else "stop"
+            legs.append(("stop_loss", kind, stop_loss.get("limit_price"), stop_loss["stop_price"]))
+        ids = []
+        for role, kind, limit, stop in legs:
+            leg = copy.deepcopy(order)
+            leg.update(
+                {
+                    "id": str(uuid.uuid4()),
+                    "client_order_id": str(uuid.uuid4()),
+                    "group_role": role,
+                    "type": kind,
+                    "order_type": kind,
+                    "side": exit_side,
+                    "limit_price": _opt_str(limit),
+                    "stop_price": _opt_str(stop),
+                    "status": "new" if order_class == "oco" else "held",
+                }
+            )
+            self.orders[leg["id"]] = leg
+            ids.append(leg["id"])
+        self.legs_of[order["id"]] = ids
+        return None
+
+    def _nested(self, order: dict, nested: bool) -> dict:
+        out = copy.deepcopy(order)
+        ids = self.legs_of.get(order["id"])
+        out["legs"] = [copy.deepcopy(self.orders[i]) for i in ids] if nested and ids else None
+        return out
+
+    def _is_leg(self, order_id: str) -> bool:
+        return any(order_id in ids for ids in self.legs_of.values())
 
     def _getAllOrders(self, record: RecordedRequest, op: Operation) -> _Response:
         status = record.query.get("status", "open")
         limit = int(record.query.get("limit", "50"))
         direction = record.query.get("direction", "desc")
         symbols = set(filter(None, record.query.get("symbols", "").split(",")))
+        nested = record.query.get("nested", "false").lower() == "true"
         rows = []
         for order in self.orders.values():
+            if nested and self._is_leg(order["id"]):
+                continue  # rolled up under its parent
             is_open = order["status"] in OPEN_STATUSES
             if (status == "open" and not is_open) or (status == "closed" and is_open):
                 continue
             if symbols and order["symbol"] not in symbols:
                 continue
-            rows.append(copy.deepcopy(order))
+            rows.append(self._nested(order, nested))
         rows.sort(key=lambda o: o["submitted_at"], reverse=direction == "desc")
         return _Response(200, rows[:limit])
 
@@ -831,7 +943,8 @@ class FakeAlpaca:
         order = self.orders.get(record.path.rsplit("/", 1)[1])
         if order is None:
             return _Response(404, {"code": 40410000, "message": "order not found"})
-        return _Response(200, copy.deepcopy(order))
+        nested = record.query.get("nested", "false").lower() == "true"
+        return _Response(200, self._nested(order, nested))
 
     def _getOrderByClientOrderId(self, record: RecordedRequest, op: Operation) -> _Response:
         order = self.order_by_client_id(record.query["client_order_id"])
@@ -850,6 +963,10 @@ class FakeAlpaca:
             )
         now = _iso(_now())
         order.update({"status": "canceled", "canceled_at": now, "updated_at": now})
+        for leg_id in self.legs_of.get(order["id"], []):  # a parent's legs go with it
+            leg = self.orders[leg_id]
+            if leg["status"] in CANCELABLE_STATUSES:
+                leg.update({"status": "canceled", "canceled_at": now, "updated_at": now})
         return _Response(204)
 
     def _getAllOpenPositions(self, record: RecordedRequest, op: Operation) -> _Response:

@@ -15,6 +15,7 @@ from trading.brokers.base import BrokerError, OrderRequest
 
 OUR_STATUSES = {
     "pending_submit",
+    "held",
     "new",
     "accepted",
     "partially_filled",
@@ -338,7 +339,7 @@ def test_get_order_by_client_id_server_error_is_not_none(fake_alpaca, broker):  
         ("suspended", None, "accepted"),
         ("calculated", "2", "filled"),
         ("calculated", "1", "partially_filled"),
-        ("held", None, "accepted"),
+        ("held", None, "held"),
     ],
 )
 def test_status_mapping(fake_alpaca, broker, alpaca_status, filled_qty, expected):  # noqa: F811

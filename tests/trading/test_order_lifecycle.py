@@ -8,33 +8,12 @@ from decimal import Decimal
 import pytest
 
 from marketdata import calendar
-from marketdata.models import Bar
-from marketdata.selectors import last_price, latest_bar_time, market_now
+from marketdata.selectors import last_price, market_now
+from tests.helpers import next_bar
 from trading import services
 from trading.models import Order, OrderStatus, Position, Trade
 
 pytestmark = pytest.mark.django_db
-
-
-def next_bar(symbol: str, *, open_, high, low, close) -> Bar:
-    """Plant the market's next bar for `symbol` (and advance the others at the same time)."""
-    start = calendar.next_bar_start(latest_bar_time())
-    bar = None
-    for sym in {symbol, "SPY", "QQQ", "TSLA", "NVDA"}:
-        price = last_price(sym)
-        values = (open_, high, low, close) if sym == symbol else (price, price, price, price)
-        created = Bar.objects.create(
-            symbol=sym,
-            timeframe="5Min",
-            timestamp=start,
-            open=Decimal(str(values[0])),
-            high=Decimal(str(values[1])),
-            low=Decimal(str(values[2])),
-            close=Decimal(str(values[3])),
-        )
-        if sym == symbol:
-            bar = created
-    return bar
 
 
 def test_limit_buy_rests_then_fills_when_a_later_bar_crosses_it(ready):

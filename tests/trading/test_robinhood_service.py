@@ -155,3 +155,28 @@ def test_open_orders_are_refreshed_with_one_listing_per_collection(robinhood):
     statuses = [Order.objects.get(pk=o.pk).status for o in orders]
     assert statuses == [OrderStatus.FILLED, OrderStatus.NEW, OrderStatus.ACCEPTED]
     assert Trade.objects.get(order=orders[0]).price == Decimal("89.5")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {
+                "order_class": "bracket",
+                "take_profit": {"limit_price": "150"},
+                "stop_loss": {"stop_price": "50"},
+            },
+            "order_class",
+        ),
+        ({"type": "trailing_stop", "trail_percent": "5"}, "type"),
+    ],
+)
+def test_protective_orders_are_refused_before_anything_is_recorded(robinhood, trader, body, field):
+    # The adapter runs no legs or trailing stops: a 400 naming the field, not a silent bracket
+    # whose exits never work.
+    response = submit(trader, client_order_id="protect-1", **body)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["details"]["field"] == field
+    assert "robinhood broker does not support" in response.json()["error"]["message"]
+    assert not Order.objects.exists()
+    assert robinhood.requests_to("POST", "/orders/") == []

@@ -155,6 +155,27 @@ def test_application_passwords_and_one_order_per_client_order_id(wp_site, backen
     assert canceled.json()["status"] == "canceled"
     assert Order.objects.get(client_order_id="wp-http-limit").status == "canceled"
 
+    # A bracket through WordPress: its legs come back nested, and the backend's rules apply.
+    from marketdata.selectors import last_price
+
+    price = last_price("SPY")
+    bracket = dict(
+        order,
+        client_order_id="wp-http-bracket",
+        order_class="bracket",
+        take_profit={"limit_price": str(price + 5)},
+        stop_loss={"stop_price": str(price - 5)},
+    )
+    sent = requests.post(f"{wp_site.rest}/orders/submit", json=bracket, headers=trader, timeout=10)
+    assert sent.status_code == 200, sent.text
+    assert sorted(leg["leg_role"] for leg in sent.json()["legs"]) == ["stop_loss", "take_profit"]
+    wrong_side = dict(bracket, client_order_id="wp-http-bad", take_profit={"limit_price": "1"})
+    refused = requests.post(
+        f"{wp_site.rest}/orders/submit", json=wrong_side, headers=trader, timeout=10
+    )
+    assert refused.status_code == 400, refused.text
+    assert not Order.objects.filter(client_order_id="wp-http-bad").exists()
+
 
 def test_backend_wordpress_provider_collects_from_this_site(wp_site, backend):
     from marketdata.models import Bar

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from core.shapes import Money
 from trading.models import (
     Order,
+    OrderClass,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -65,9 +66,12 @@ class PositionSerializer(serializers.ModelSerializer):
         ]
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderLegSerializer(serializers.ModelSerializer):
+    """One order without its legs: a leg's own shape, and every field of a parent."""
+
     session_id = serializers.IntegerField(read_only=True)
     strategy_config_id = serializers.IntegerField(read_only=True, allow_null=True)
+    parent_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = Order
@@ -93,11 +97,48 @@ class OrderSerializer(serializers.ModelSerializer):
             "submitted_at",
             "filled_at",
             "canceled_at",
+            "order_class",
+            "parent_id",
+            "leg_role",
+            "trail_price",
+            "trail_percent",
+            "hwm",
         ]
 
 
+class OrderSerializer(OrderLegSerializer):
+    """An order with its legs nested (a bracket's take-profit and stop-loss, an OCO's
+    stop-loss): the REST answers and the order_update event."""
+
+    legs = OrderLegSerializer(many=True, read_only=True)
+
+    class Meta(OrderLegSerializer.Meta):
+        fields = [*OrderLegSerializer.Meta.fields, "legs"]
+
+
+def _price_field(**kwargs) -> AsciiDecimalField:
+    return AsciiDecimalField(
+        max_digits=19, decimal_places=6, min_value=Decimal("0.000001"), **kwargs
+    )
+
+
+class TakeProfitSerializer(serializers.Serializer):
+    """A bracket/OTO/OCO take-profit: a limit order."""
+
+    limit_price = _price_field()
+
+
+class StopLossSerializer(serializers.Serializer):
+    """A bracket/OTO/OCO stop-loss: a stop order, or a stop-limit with `limit_price`."""
+
+    stop_price = _price_field()
+    limit_price = _price_field(required=False, allow_null=True)
+
+
 class OrderSubmitSerializer(serializers.Serializer):
-    """The body of POST orders/submit."""
+    """The body of POST orders/submit. Protective orders: `order_class` bracket (an entry with
+    `take_profit` and `stop_loss`), oto (with one of them), oco (exit-only: type limit, both);
+    `type: trailing_stop` with one of `trail_price` / `trail_percent`."""
 
     symbol = serializers.RegexField(r"^[A-Za-z][A-Za-z0-9.]{0,15}$", max_length=16)
     side = serializers.ChoiceField(choices=OrderSide.choices)
@@ -121,11 +162,27 @@ class OrderSubmitSerializer(serializers.Serializer):
     client_order_id = serializers.RegexField(
         r"^[A-Za-z0-9_.:-]+$", max_length=128, required=False, allow_null=True
     )
+    order_class = serializers.ChoiceField(choices=OrderClass.choices, default=OrderClass.SIMPLE)
+    take_profit = TakeProfitSerializer(required=False, allow_null=True)
+    stop_loss = StopLossSerializer(required=False, allow_null=True)
+    trail_price = _price_field(required=False, allow_null=True)
+    trail_percent = AsciiDecimalField(
+        max_digits=8,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        max_value=Decimal("99.9999"),
+        required=False,
+        allow_null=True,
+        help_text="Percent of the high-water mark (0 < trail_percent < 100).",
+    )
 
     def validate(self, attrs):
         kind = attrs.get("type", OrderType.MARKET)
         errors = {}
-        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and attrs.get("limit_price") is None:
+        # An OCO's limit price is its take-profit's (order_classes.validate_class).
+        oco = attrs.get("order_class") == OrderClass.OCO
+        needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and not oco
+        if needs_limit and attrs.get("limit_price") is None:
             errors["limit_price"] = [f"required for {kind} orders"]
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and attrs.get("stop_price") is None:
             errors["stop_price"] = [f"required for {kind} orders"]

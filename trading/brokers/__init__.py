@@ -24,6 +24,21 @@ def broker_health() -> dict:
     return broker_class.health()
 
 
+def broker_manages_legs() -> bool:
+    """Whether the configured broker runs bracket/OCO/OTO legs itself (a class attribute:
+    read without building the broker, which for Alpaca means an HTTP client)."""
+    return _configured_class().manages_legs
+
+
+def broker_protective_orders() -> bool:
+    """Whether protective orders work with the configured broker (`BaseBroker`)."""
+    return getattr(_configured_class(), "protective_orders", False)
+
+
+def _configured_class() -> type[BaseBroker]:
+    return _broker_class(settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER))
+
+
 def get_broker() -> BaseBroker:
     """A broker instance for the configured backend (`paper`, `alpaca` or a dotted path)."""
     path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)

@@ -70,8 +70,8 @@ ALPACA_STATUS_MAP: dict[str, str] = {
     "suspended": "accepted",
     # Completed for the day, settlement calculations pending.
     "calculated": BY_FILL,
-    # Held by Alpaca (e.g. a bracket leg waiting for its parent): live.
-    "held": "accepted",
+    # Held by Alpaca: a bracket/OTO leg waiting for its entry to fill (ours too).
+    "held": "held",
 }
 
 OPEN_QUERY_STATUSES = {"open", "closed", "all"}
@@ -112,8 +112,17 @@ def map_status(alpaca_status: str, *, filled_qty: Decimal, qty: Decimal | None) 
     return mapped
 
 
-def order_from_alpaca(raw: dict) -> BrokerOrder:
-    """Our BrokerOrder for Alpaca's Order JSON, with one cumulative Fill for what is filled."""
+def _leg_role(raw: dict) -> str:
+    """A leg's role: Alpaca's group_role, or (for answers without it) its type."""
+    role = raw.get("group_role")
+    if role in ("take_profit", "stop_loss"):
+        return role
+    return "take_profit" if raw.get("type") == "limit" else "stop_loss"
+
+
+def order_from_alpaca(raw: dict, *, leg: bool = False) -> BrokerOrder:
+    """Our BrokerOrder for Alpaca's Order JSON, with one cumulative Fill for what is filled;
+    the legs of a bracket/OTO/OCO order (read with `nested=true`) come along, each mapped."""
     filled_qty = _dec(raw.get("filled_qty"), Decimal("0"))
     qty = _dec(raw.get("qty"))
     filled_avg_price = _dec(raw.get("filled_avg_price"))
@@ -152,6 +161,10 @@ def order_from_alpaca(raw: dict) -> BrokerOrder:
         reject_reason=reject_reason,
         submitted_at=_time(raw.get("submitted_at")),
         fills=fills,
+        order_class=str(raw.get("order_class") or "simple"),
+        leg_role=_leg_role(raw) if leg else "",
+        legs=[order_from_alpaca(child, leg=True) for child in raw.get("legs") or []],
+        hwm=_dec(raw.get("hwm")),
     )
 
 
@@ -167,8 +180,14 @@ def _api_message(error: Any) -> str:
     return text
 
 
+GROUPED = ("bracket", "oco", "oto")
+
+
 class AlpacaBroker(BaseBroker):
     name = "alpaca"
+    # Alpaca runs bracket/OCO/OTO legs itself; we read them back nested under their parent.
+    manages_legs = True
+    protective_orders = True
 
     def __init__(
         self,
@@ -312,7 +331,7 @@ class AlpacaBroker(BaseBroker):
         if status not in OPEN_QUERY_STATUSES:
             raise ValueError(f"status must be one of {sorted(OPEN_QUERY_STATUSES)}, not {status!r}")
         # 500 is Alpaca's maximum page; a robot with more open orders has other problems.
-        request = GetOrdersRequest(status=QueryOrderStatus(status), limit=500)
+        request = GetOrdersRequest(status=QueryOrderStatus(status), limit=500, nested=True)
         rows = await self._call(self._client.get_orders, request, action="get_orders")
         return [order_from_alpaca(raw) for raw in rows]
 
@@ -325,7 +344,20 @@ class AlpacaBroker(BaseBroker):
             if exc.code == "order_not_found":
                 return None
             raise
+        if raw.get("order_class") in GROUPED and raw.get("legs") is None:
+            # The lookup by client order id has no `nested`: read the legs by the order's id.
+            raw = await self._order_nested(str(raw["id"]))
         return order_from_alpaca(raw)
+
+    async def _order_nested(self, broker_order_id: str) -> dict:
+        from alpaca.trading.requests import GetOrderByIdRequest
+
+        return await self._call(
+            self._client.get_order_by_id,
+            broker_order_id,
+            GetOrderByIdRequest(nested=True),
+            action="get_order",
+        )
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
         try:
@@ -360,7 +392,15 @@ class AlpacaBroker(BaseBroker):
             "side": OrderSide(request.side),
             "time_in_force": TimeInForce(request.time_in_force),
             "client_order_id": request.client_order_id,
+            **_protective(request),
         }
+        if request.type == "trailing_stop":
+            trail = (
+                {"trail_price": float(request.trail_price)}
+                if request.trail_price is not None
+                else {"trail_percent": float(_required_float(request.trail_percent, "trail"))}
+            )
+            return alpaca_requests.TrailingStopOrderRequest(**common, **trail)
         if request.type == "market":
             return alpaca_requests.MarketOrderRequest(**common)
         if request.type == "limit":
@@ -382,6 +422,30 @@ class AlpacaBroker(BaseBroker):
             permanent=True,
             code="broker_validation_error",
         )
+
+
+def _protective(request: OrderRequest) -> dict:
+    """order_class with its take_profit / stop_loss legs, sent natively."""
+    from alpaca.trading import requests as alpaca_requests
+    from alpaca.trading.enums import OrderClass
+
+    if request.order_class in ("", "simple"):
+        return {}
+    fields: dict = {"order_class": OrderClass(request.order_class)}
+    if request.take_profit_limit_price is not None:
+        fields["take_profit"] = alpaca_requests.TakeProfitRequest(
+            limit_price=float(request.take_profit_limit_price)
+        )
+    if request.stop_loss_stop_price is not None:
+        fields["stop_loss"] = alpaca_requests.StopLossRequest(
+            stop_price=float(request.stop_loss_stop_price),
+            limit_price=(
+                float(request.stop_loss_limit_price)
+                if request.stop_loss_limit_price is not None
+                else None
+            ),
+        )
+    return fields
 
 
 def _required_float(value: Decimal | None, name: str) -> float:

@@ -46,6 +46,14 @@ class OrderRequest:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     session_id: int | None = None
+    # Protective orders: Alpaca's order_class with its take_profit/stop_loss legs, and the
+    # trail of a trailing_stop (one of trail_price, trail_percent).
+    order_class: str = "simple"
+    take_profit_limit_price: Decimal | None = None
+    stop_loss_stop_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,13 @@ class BrokerOrder:
     submitted_at: datetime | None = None
     # Fills the broker reports with this answer (the paper broker fills market orders at once).
     fills: list[Fill] = field(default_factory=list)
+    order_class: str = "simple"
+    # "take_profit" / "stop_loss" for a leg (Alpaca's group_role), "" otherwise.
+    leg_role: str = ""
+    # A broker that runs legs itself reports them nested under their parent.
+    legs: list[BrokerOrder] = field(default_factory=list)
+    # A trailing stop's high-water (low-water for a buy) mark; its stop_price follows it.
+    hwm: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,14 @@ class BaseBroker:
     positions_are_independent = True
     # Dotted path of the broker's order-update stream (realtime.sources.base.StreamSource), or "".
     stream_source = ""
+    # Whether the broker runs bracket/OCO/OTO legs itself (activation, one-cancels-other) and
+    # reports them nested under their parent. If not (the paper broker), trading.services.legs
+    # applies those rules to the legs' states as they are recorded.
+    manages_legs = False
+    # Whether protective orders (bracket/OCO/OTO classes, trailing stops) work with this broker:
+    # run by the broker itself (manages_legs) or by us against its prices (the paper broker). A
+    # broker without them refuses such orders before anything is recorded.
+    protective_orders = False
 
     @classmethod
     def health(cls) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from core import protective
 from marketdata import calendar
 from trading.brokers.base import (
     BaseBroker,
@@ -32,6 +33,7 @@ from trading.brokers.base import (
 )
 
 CENT = Decimal("0.0001")
+SIX = Decimal("0.000001")
 BPS = Decimal("10000")
 
 
@@ -70,6 +72,7 @@ def _session_cash(session_id: int | None) -> Decimal:
 
 def _answer(request: OrderRequest, broker_order_id: str, now: datetime, **state) -> BrokerOrder:
     """The paper broker's view of the order it was just sent."""
+    state.setdefault("order_class", request.order_class)
     return BrokerOrder(
         client_order_id=request.client_order_id,
         broker_order_id=broker_order_id,
@@ -78,7 +81,7 @@ def _answer(request: OrderRequest, broker_order_id: str, now: datetime, **state)
         type=request.type,
         qty=request.qty,
         limit_price=request.limit_price,
-        stop_price=request.stop_price,
+        stop_price=state.pop("stop_price", request.stop_price),
         time_in_force=request.time_in_force,
         submitted_at=now,
         **state,
@@ -95,6 +98,7 @@ def _resting_state(order, **state) -> BrokerOrder:
 class PaperBroker(BaseBroker):
     name = "paper"
     positions_are_independent = False  # they are our Position rows
+    protective_orders = True  # legs and trailing stops matched by paper_exits
 
     def __init__(self) -> None:
         self.slippage_bps = settings.PAPER_SLIPPAGE_BPS
@@ -192,6 +196,22 @@ class PaperBroker(BaseBroker):
             raise BrokerError(
                 "the market is closed (NYSE calendar)", permanent=True, code="market_closed"
             )
+        if request.type == "trailing_stop":
+            # The trail starts from the last price: the stop follows the best price from here.
+            level = protective.trail_level(
+                side=request.side,
+                mark=price,
+                trail_price=request.trail_price,
+                trail_percent=request.trail_percent,
+            )
+            return _answer(
+                request,
+                broker_order_id,
+                now,
+                status="accepted",
+                hwm=price,
+                stop_price=level.quantize(SIX, rounding=ROUND_HALF_UP),
+            )
         if request.type != "market":
             # Resting orders are accepted and filled by later bars (orders_after_bars).
             return _answer(request, broker_order_id, now, status="accepted")
@@ -225,6 +245,7 @@ class PaperBroker(BaseBroker):
         Each state is yielded before the next order is matched, so a buy's cash check sees the
         fills recorded before it.
         """
+        from trading.brokers import paper_exits as exits
         from trading.models import Order, OrderStatus
 
         resting = Order.objects.filter(
@@ -232,8 +253,17 @@ class PaperBroker(BaseBroker):
             status__in=(OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED),
             market_time__isnull=False,
         ).order_by("created_at")
+        seen_groups: set = set()
         for order in resting:
-            state = self._match_bars(order)
+            state = None
+            if exits.is_exit_order(order):
+                # The exits of one group are matched together, bar by bar: one fills.
+                group = order.parent_id or order.pk
+                if group not in seen_groups:
+                    seen_groups.add(group)
+                    state = exits.match_exit_bars(self, order)
+            else:
+                state = self._match_bars(order)
             if state is not None:
                 yield state
             order.refresh_from_db()

@@ -13,6 +13,7 @@ from trading.models import (
     Order,
     OrderStatus,
 )
+from trading.services import legs
 from trading.services.fills import order_record_broker_state
 from trading.services.order_send import order_send
 
@@ -58,7 +59,12 @@ def orders_process_bars() -> BarsResult:
         .order_by("created_at")
         .values_list("client_order_id", "pk")
     )
-    for state in get_broker().orders_after_bars(open_orders, now=now):
+    broker = get_broker()
+    if broker.manages_legs:
+        # Such a broker finds a leg only nested in its parent: ask for the parent, whose state
+        # carries its legs' (recorded with it).
+        open_orders = legs.orders_to_ask(open_orders)
+    for state in broker.orders_after_bars(open_orders, now=now):
         order_id = open_orders.get(state.client_order_id)
         if order_id is None:
             continue  # not one we asked about

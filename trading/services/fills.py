@@ -17,6 +17,7 @@ from trading.models import (
     Order,
     OrderSide,
     OrderStatus,
+    OrderType,
     Position,
     TimeInForce,
     Trade,
@@ -42,8 +43,24 @@ def order_record_broker_state(
     then its fills and status are applied. Any other disagreement raises IllegalTransition.
     `market_time` is the market clock's reading, when the caller has it at hand.
     """
+    from trading.brokers import broker_manages_legs
+    from trading.services import legs
+
+    native_legs = broker_manages_legs()
     with transaction.atomic():
+        if legs.is_grouped(state):
+            legs.group_lock(order_id)
         order = selectors.order_lock(order_id)
+        if not native_legs and legs.state_is_stale(order, state):
+            logger.info(
+                "order %s is %s already (%s); not recording the broker's %s",
+                order.client_order_id,
+                order.status,
+                order.reject_reason,
+                state.status,
+            )
+            return order
+        filled_before = order.filled_qty
         locally_canceled = order.status == OrderStatus.CANCELED and not order.broker_order_id
         if locally_canceled and (state.status != OrderStatus.CANCELED or state.filled_qty > 0):
             repair = repair or (
@@ -59,8 +76,10 @@ def order_record_broker_state(
             order.broker_order_id = state.broker_order_id
         if order.submitted_at is None:
             order.submitted_at = state.submitted_at or timezone.now()
-        if order.market_time is None:
-            _set_market_times(order, market_time)
+        if order.market_time is None and order.status != OrderStatus.HELD:
+            set_market_times(order, market_time)
+        if state.hwm is not None and order.type == OrderType.TRAILING_STOP:
+            order.hwm, order.stop_price = state.hwm, state.stop_price
         fill_events: list[tuple[str, dict]] = []
         new_qty = state.filled_qty - order.filled_qty
         if new_qty > 0:
@@ -89,11 +108,20 @@ def order_record_broker_state(
         if target in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and order.canceled_at is None:
             order.canceled_at = timezone.now()
         sql.save_existing(order)
-        publish_many([*fill_events, (events.ORDER_UPDATE, order_event(order, repair))])
+        if native_legs:
+            leg_events = []
+            legs.legs_record_reported(state, record=order_record_broker_state)
+        else:
+            leg_events = legs.legs_after_record(
+                order, filled_before=filled_before, market_time=market_time
+            )
+        publish_many([*fill_events, *leg_events, (events.ORDER_UPDATE, order_event(order, repair))])
+        if leg_events or order.parent_id is not None:
+            legs.parent_payload_refresh(order)
     return order
 
 
-def _set_market_times(order: Order, now=None) -> None:
+def set_market_times(order: Order, now=None) -> None:
     """Stamp the market time of acceptance and, for a day order, its expiry at the close."""
     from marketdata import calendar
     from marketdata.selectors import market_now

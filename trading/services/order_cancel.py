@@ -21,6 +21,7 @@ from trading.models import (
     OrderStatus,
 )
 from trading.services.fills import order_record_broker_state
+from trading.services.legs import legs_cancel_with_parent, parent_payload_refresh
 from trading.services.transitions import order_transition, publish_order
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ def cancel_all(
             if filled is not None and exc.details.get("status") == OrderStatus.FILLED:
                 order.refresh_from_db()
                 filled.append(order)
+                continue
+            if exc.details.get("status") == OrderStatus.CANCELED and order.parent_id:
+                # A leg canceled with its parent, earlier in this same list.
+                order.refresh_from_db()
+                canceled.append(order)
                 continue
             logger.warning("could not cancel order %s: %s", order.pk, exc.message)
             failed.append({"order_id": str(order.pk), "code": exc.code, "message": exc.message})
@@ -66,6 +72,7 @@ def order_reject(*, order: Order, reason: str, code: str = "rejected") -> Order:
         order_transition(order, OrderStatus.REJECTED)
         order.reject_reason = f"{code}: {reason}"[:255]
         order.save(update_fields=["status", "reject_reason", "updated_at"])
+        legs_cancel_with_parent(order, f"entry rejected: {code}")
         publish_order(order)
     return order
 
@@ -78,7 +85,9 @@ def cancel_locally(*, order: Order, reason: str, status: str = OrderStatus.CANCE
             order.canceled_at = timezone.now()
             order.reject_reason = reason[:255]
             order.save(update_fields=["status", "canceled_at", "reject_reason", "updated_at"])
+            legs_cancel_with_parent(order, reason)
             publish_order(order)
+            parent_payload_refresh(order)  # a leg: its parent's nested legs changed too
     return order
 
 

@@ -27,8 +27,11 @@ from trading.exceptions import (
 )
 from trading.models import (
     KillSwitch,
+    LegRole,
     Order,
+    OrderClass,
     OrderStatus,
+    OrderType,
 )
 from trading.services.fills import order_record_broker_state
 from trading.services.order_cancel import cancel_locally, cancel_quietly, order_reject
@@ -47,6 +50,8 @@ def order_send(
     instead (its own policy decides when to try again). `market_time`, when the caller already
     read the market clock, stamps the order's acceptance.
     """
+    if order.parent_id is not None:
+        return order  # a leg goes to the broker with its parent, never by itself
     request = OrderRequest(
         client_order_id=order.client_order_id,
         symbol=order.symbol,
@@ -57,6 +62,7 @@ def order_send(
         limit_price=order.limit_price,
         stop_price=order.stop_price,
         session_id=order.session_id,
+        **_protective_fields(order),
     )
     # Claim the send with a lease: of several senders racing (retry tasks, reconciliation's
     # retry, a queued order), only the one whose conditional update wins calls the broker, and
@@ -117,6 +123,25 @@ def order_send(
     return order
 
 
+def _protective_fields(order: Order) -> dict:
+    """The OrderRequest fields of a protective order: its legs' prices, its trail."""
+    fields: dict = {}
+    if order.type == OrderType.TRAILING_STOP:
+        fields.update(trail_price=order.trail_price, trail_percent=order.trail_percent)
+    if order.order_class == OrderClass.SIMPLE:
+        return fields
+    fields["order_class"] = order.order_class
+    for leg in order.legs.all():
+        if leg.leg_role == LegRole.TAKE_PROFIT:
+            fields["take_profit_limit_price"] = leg.limit_price
+        elif leg.leg_role == LegRole.STOP_LOSS:
+            fields["stop_loss_stop_price"] = leg.stop_price
+            fields["stop_loss_limit_price"] = leg.limit_price
+    if order.order_class == OrderClass.OCO:
+        fields["take_profit_limit_price"] = order.limit_price
+    return fields
+
+
 def _claim_send(order: Order, *, refuse_when_halted: bool) -> int | None:
     """Take the send lease of a pending_submit order; returns the attempt number, or None when
     another sender holds the lease, the order is no longer pending_submit, or (if asked) the
@@ -168,7 +193,7 @@ def order_resubmit(*, order_id: uuid.UUID | str) -> Order:
     BrokerUnavailable, for the task's retry policy (trading.tasks.order_resubmit).
     """
     order = Order.objects.get(pk=order_id)
-    if order.status != OrderStatus.PENDING_SUBMIT:
+    if order.status != OrderStatus.PENDING_SUBMIT or order.parent_id is not None:
         return order
     broker = get_broker()
     try:

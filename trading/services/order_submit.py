@@ -21,7 +21,9 @@ from trading.exceptions import (
     UnknownSymbol,
 )
 from trading.models import (
+    LegRole,
     Order,
+    OrderClass,
     OrderSide,
     OrderSource,
     OrderStatus,
@@ -30,6 +32,8 @@ from trading.models import (
     TimeInForce,
     TradingSession,
 )
+from trading.services import order_classes
+from trading.services.legs import legs_build
 from trading.services.order_send import order_send
 from trading.services.transitions import publish_order
 
@@ -67,6 +71,11 @@ def _validate(
         raise InvalidOrder("qty must be a positive number", details={"field": "qty"})
     if qty.as_tuple().exponent < -6 or qty >= Decimal("1e12"):
         raise InvalidOrder("qty has too many digits", details={"field": "qty"})
+    if type == OrderType.TRAILING_STOP and time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
+        raise InvalidOrder(
+            "a trailing stop's time in force must be day or gtc",
+            details={"field": "time_in_force"},
+        )
     for name, value, needed in (
         ("limit_price", limit_price, type in (OrderType.LIMIT, OrderType.STOP_LIMIT)),
         ("stop_price", stop_price, type in (OrderType.STOP, OrderType.STOP_LIMIT)),
@@ -106,9 +115,16 @@ def _audit_details(kwargs: dict) -> dict:
             "stop_price",
             "client_order_id",
             "source",
+            "trail_price",
+            "trail_percent",
         )
         if kwargs.get(name) is not None
     }
+    if kwargs.get("order_class") not in (None, OrderClass.SIMPLE):
+        details["order_class"] = kwargs["order_class"]
+        for leg in ("take_profit", "stop_loss"):
+            if isinstance(kwargs.get(leg), dict):
+                details[leg] = {k: str(v) for k, v in kwargs[leg].items() if v is not None}
     if config is not None:
         details["strategy"] = config.name
     if kwargs.get("bypass_halt"):
@@ -132,16 +148,26 @@ def order_submit(
     strategy_config=None,
     session: TradingSession | None = None,
     bypass_halt: bool = False,
+    order_class: str = OrderClass.SIMPLE,
+    take_profit: dict | None = None,
+    stop_loss: dict | None = None,
+    trail_price: Decimal | None = None,
+    trail_percent: Decimal | None = None,
 ) -> SubmitResult:
     """Validate, refuse when halted, check risk, commit the order, send it, record the answer.
 
     The same client_order_id returns the existing order and never reaches the broker twice: the
     database's unique constraint decides, so concurrent retries cannot both insert.
-    `bypass_halt` is only for the kill switch's own flatten orders.
+    `bypass_halt` is only for the kill switch's own flatten orders. Protective orders
+    (`order_class` bracket/oco/oto with `take_profit`/`stop_loss`, `type` trailing_stop with
+    `trail_price` or `trail_percent`) follow trading.services.order_classes; the legs are
+    committed with their parent.
     """
     from marketdata import calendar
 
     symbol = (symbol or "").upper().strip()
+    if order_class == OrderClass.OCO and limit_price is None and isinstance(take_profit, dict):
+        limit_price = take_profit.get("limit_price")  # an OCO's limit is its take-profit
     _validate(
         symbol=symbol,
         side=side,
@@ -151,6 +177,25 @@ def order_submit(
         limit_price=limit_price,
         stop_price=stop_price,
         client_order_id=client_order_id,
+    )
+    order_classes.validate_supported(order_class=order_class, type=type)
+    order_classes.validate_trailing(
+        type=type,
+        order_class=order_class,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
+        limit_price=limit_price,
+        stop_price=stop_price,
+    )
+    take_profit, stop_loss = order_classes.validate_class(
+        order_class=order_class,
+        side=side,
+        type=type,
+        time_in_force=time_in_force,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        take_profit=take_profit,
+        stop_loss=stop_loss,
     )
     gate = selectors.trading_gate(client_order_id)
     if gate.existing is not None:
@@ -182,6 +227,21 @@ def order_submit(
                 code="daily_loss_limit",
                 details={"loss": str(loss)},
             )
+    if order_class != OrderClass.SIMPLE:
+        order_classes.validate_prices(
+            order_class=order_class,
+            side=side,
+            type=type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            price=price,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            position_qty=risk.position_qty(session.pk, symbol),
+            qty=qty,
+        )
+    # A bracket is judged by its entry's exposure: its exits only ever close what the entry
+    # opened (risk.check_order does not count open legs as exposure).
     risk.check_order(
         session=session,
         symbol=symbol,
@@ -219,12 +279,20 @@ def order_submit(
         time_in_force=time_in_force,
         status=OrderStatus.PENDING_SUBMIT,
         submit_after=submit_after,
+        order_class=order_class,
+        leg_role=LegRole.TAKE_PROFIT if order_class == OrderClass.OCO else "",
+        trail_price=trail_price,
+        trail_percent=trail_percent,
     )
     try:
         # The order row and its audit entry commit together; inside a caller's transaction
         # this is a savepoint, so a lost race does not break that transaction.
         with transaction.atomic():
             order.save(force_insert=True)
+            if order_class != OrderClass.SIMPLE:
+                Order.objects.bulk_create(
+                    legs_build(parent=order, take_profit=take_profit, stop_loss=stop_loss)
+                )
             audit_record(
                 action="order.submit",
                 target=order.pk,
@@ -241,6 +309,11 @@ def order_submit(
                             source=source,
                             strategy_config=strategy_config,
                             bypass_halt=bypass_halt,
+                            order_class=order_class,
+                            take_profit=take_profit,
+                            stop_loss=stop_loss,
+                            trail_price=trail_price,
+                            trail_percent=trail_percent,
                         )
                     ),
                     "client_order_id": client_order_id,

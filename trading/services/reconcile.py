@@ -28,6 +28,7 @@ from trading.models import (
     TimeInForce,
 )
 from trading.services.fills import order_record_broker_state
+from trading.services.legs import legs_cancel_with_parent
 from trading.services.order_cancel import cancel_locally, cancel_quietly
 from trading.services.order_send import schedule_resubmit
 from trading.services.transitions import SIX, ZERO, order_transition, publish_order
@@ -87,7 +88,9 @@ def reconcile(*, by: str = "") -> ReconcileReport:
 
 def _reconcile_pending(broker, halted: bool, report: ReconcileReport) -> None:
     max_age = timedelta(seconds=settings.ORDER_SUBMIT_MAX_AGE_SECONDS)
-    for order in Order.objects.filter(status=OrderStatus.PENDING_SUBMIT).order_by("created_at"):
+    # Legs are never sent by themselves: they follow their parent.
+    pending = Order.objects.filter(status=OrderStatus.PENDING_SUBMIT, parent__isnull=True)
+    for order in pending.order_by("created_at"):
         if order.submit_after is not None and not order.submit_attempts:
             continue  # queued for the open; it has never been sent
         if order.send_lease_until is not None and order.send_lease_until > timezone.now():
@@ -122,6 +125,7 @@ def _reject_unconfirmed(order: Order) -> None:
             order_transition(locked, OrderStatus.REJECTED)
             locked.reject_reason = "submit_unconfirmed: never reached the broker; not resent"
             locked.save(update_fields=["status", "reject_reason", "updated_at"])
+            legs_cancel_with_parent(locked, "entry never reached the broker")
             publish_order(locked, "rejected: never reached the broker")
 
 
@@ -141,8 +145,15 @@ def _reconcile_open_orders(broker, halted: bool, report: ReconcileReport) -> Non
 
 def _close_orders_the_broker_closed(broker, open_ids: set[str], report: ReconcileReport) -> None:
     """Local open orders the broker no longer lists take its final state (or are closed)."""
+    asked: set = set()
     for order in Order.objects.filter(status__in=OPEN_STATUSES).exclude(broker_order_id=""):
         if order.client_order_id in open_ids:
+            continue
+        if order.parent_id is not None and broker.manages_legs:
+            # Such a broker knows a leg only nested in its parent: refresh the parent (legs too).
+            if order.parent_id not in asked:
+                asked.add(order.parent_id)
+                _refresh_parent(broker, order.parent, report)
             continue
         try:
             known = broker.order_by_client_id(order.client_order_id)
@@ -156,6 +167,16 @@ def _close_orders_the_broker_closed(broker, open_ids: set[str], report: Reconcil
             text = f"updated {order.client_order_id}: {order.status} -> {known.status}"
             order_record_broker_state(order_id=order.pk, state=known, repair=text)
             report.repaired(text)
+
+
+def _refresh_parent(broker, parent: Order, report: ReconcileReport) -> None:
+    try:
+        known = broker.order_by_client_id(parent.client_order_id)
+    except BrokerError as exc:
+        report.errors.append(f"lookup of {parent.client_order_id} failed: {exc.message}")
+        return
+    if known is not None:
+        order_record_broker_state(order_id=parent.pk, state=known)
 
 
 def _sync_broker_open_order(state: BrokerOrder, halted: bool, report: ReconcileReport) -> None:

@@ -23,7 +23,12 @@ S = OrderStatus
 # Which status may follow which. Anything else is a bug or a broker surprise, and raises.
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING_SUBMIT: frozenset(
-        {S.NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED, S.EXPIRED}
+        {S.HELD, S.NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELED}
+        | {S.EXPIRED}
+    ),
+    # A held exit leg starts working when its entry has filled, or goes with the entry.
+    S.HELD: frozenset(
+        {S.NEW, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}
     ),
     S.NEW: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}),
     S.ACCEPTED: frozenset({S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}),

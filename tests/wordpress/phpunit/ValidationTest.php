@@ -18,6 +18,11 @@ class ValidationTest extends TRP_TestCase {
 			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'type' => 'bracket' ),
 			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'client_order_id' => str_repeat( 'x', 200 ) ),
 			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'limit_price' => '1e9' ),
+			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'order_class' => 'mleg' ),
+			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'order_class' => 'bracket', 'take_profit' => array( 'price' => '1' ) ),
+			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'order_class' => 'oto', 'stop_loss' => array( 'stop_price' => '-1' ) ),
+			array( 'symbol' => 'SPY', 'side' => 'buy', 'qty' => '1', 'order_class' => 'oto', 'stop_loss' => 'cheap' ),
+			array( 'symbol' => 'SPY', 'side' => 'sell', 'qty' => '1', 'type' => 'trailing_stop', 'trail_percent' => 'x' ),
 		);
 		foreach ( $bad as $body ) {
 			list( $status, $data ) = self::call( 'POST', 'orders/submit', $body, 'trader' );

@@ -81,6 +81,33 @@ class TRP_REST_Controller {
 	}
 
 	/**
+	 * A protective order's leg (take_profit, stop_loss): an object of positive decimals.
+	 *
+	 * @param string[] $keys     The leg's fields.
+	 * @param string   $required The field it must have.
+	 * @return array
+	 */
+	private static function leg_arg( $keys, $required ) {
+		return array(
+			'type'              => 'object',
+			'validate_callback' => function ( $value, $request, $param ) use ( $keys, $required ) {
+				if ( ! is_array( $value ) || ! isset( $value[ $required ] ) || array_diff( array_keys( $value ), $keys ) ) {
+					/* translators: 1: parameter name, 2: its fields. */
+					return new WP_Error( 'rest_invalid_param', sprintf( __( '%1$s must be an object with %2$s.', 'tradingrobotplug' ), $param, implode( ', ', $keys ) ), array( 'status' => 400 ) );
+				}
+				foreach ( $value as $key => $price ) {
+					if ( null !== $price && ( ! is_numeric( $price ) || (float) $price <= 0 || ! preg_match( '/^\d{1,12}(\.\d{1,6})?$/', (string) $price ) ) ) {
+						/* translators: %s: parameter name. */
+						return new WP_Error( 'rest_invalid_param', sprintf( __( '%s must be a number greater than 0 with at most 6 decimals.', 'tradingrobotplug' ), "$param.$key" ), array( 'status' => 400 ) );
+					}
+				}
+				return true;
+			},
+			'sanitize_callback' => fn( $v ) => array_map( fn( $p ) => null === $p ? null : (string) $p, (array) $v ),
+		);
+	}
+
+	/**
 	 * Registers every route.
 	 */
 	public static function register_routes() {
@@ -139,9 +166,18 @@ class TRP_REST_Controller {
 					'qty'             => self::decimal_arg( true ),
 					'type'            => array(
 						'type'    => 'string',
-						'enum'    => array( 'market', 'limit', 'stop', 'stop_limit' ),
+						'enum'    => array( 'market', 'limit', 'stop', 'stop_limit', 'trailing_stop' ),
 						'default' => 'market',
 					),
+					'order_class'     => array(
+						'type'    => 'string',
+						'enum'    => array( 'simple', 'bracket', 'oco', 'oto' ),
+						'default' => 'simple',
+					),
+					'take_profit'     => self::leg_arg( array( 'limit_price' ), 'limit_price' ),
+					'stop_loss'       => self::leg_arg( array( 'stop_price', 'limit_price' ), 'stop_price' ),
+					'trail_price'     => self::decimal_arg( false ),
+					'trail_percent'   => self::decimal_arg( false ),
 					'time_in_force'   => array(
 						'type'    => 'string',
 						'enum'    => array( 'day', 'gtc', 'ioc', 'fok', 'opg', 'cls' ),
