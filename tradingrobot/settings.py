@@ -341,6 +341,37 @@ ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="")
 ALPACA_PAPER = env.bool("ALPACA_PAPER", default=True)
 ALPACA_URL_OVERRIDE = env.str("ALPACA_URL_OVERRIDE", default="") or None
 ALPACA_DATA_URL_OVERRIDE = env.str("ALPACA_DATA_URL_OVERRIDE", default="") or None
+# The trading stream (trade_updates); default: derived from ALPACA_URL_OVERRIDE, else alpaca-py's
+# paper or live URL.
+ALPACA_STREAM_URL = env.str("ALPACA_STREAM_URL", default="") or None
+
+# --- Real-time streams (the `stream` process: realtime/) ----------------------------------------
+# Reconnect delay: full jitter, uniform in [0, min(MAX, MIN * 2**attempt)]; reset once live.
+STREAM_BACKOFF_MIN_SECONDS = env.float("STREAM_BACKOFF_MIN_SECONDS", default=1.0)
+STREAM_BACKOFF_MAX_SECONDS = env.float("STREAM_BACKOFF_MAX_SECONDS", default=30.0)
+# A market-data socket with no message for this long while the market is open counts as dead.
+STREAM_SILENCE_SECONDS = env.float("STREAM_SILENCE_SECONDS", default=30.0)
+# The lease that makes one `stream` process per broker account the holder of its connections:
+# renewed every third of this; a standby takes over at most this long after the holder dies.
+STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=3.0)
+# A connection that is not live (authenticated, subscribed, refreshed) within this is retried.
+STREAM_CONNECT_TIMEOUT_SECONDS = env.float("STREAM_CONNECT_TIMEOUT_SECONDS", default=30.0)
+# While a broker's stream is not live, its open orders are polled this often (beat).
+STREAM_POLL_SECONDS = env.int("STREAM_POLL_SECONDS", default=15)
+for _name in (
+    "STREAM_BACKOFF_MIN_SECONDS",
+    "STREAM_BACKOFF_MAX_SECONDS",
+    "STREAM_SILENCE_SECONDS",
+    "STREAM_LEASE_SECONDS",
+    "STREAM_CONNECT_TIMEOUT_SECONDS",
+    "STREAM_POLL_SECONDS",
+):
+    if not globals()[_name] > 0:
+        raise ImproperlyConfigured(f"{_name} must be positive.")
+if STREAM_BACKOFF_MAX_SECONDS < STREAM_BACKOFF_MIN_SECONDS:
+    raise ImproperlyConfigured(
+        "STREAM_BACKOFF_MAX_SECONDS must be at least STREAM_BACKOFF_MIN_SECONDS."
+    )
 
 # --- Market data ---------------------------------------------------------------------------------
 MARKETDATA_PROVIDER = env.str("MARKETDATA_PROVIDER", default="synthetic")

@@ -169,6 +169,8 @@ def _api_message(error: Any) -> str:
 
 class AlpacaBroker(BaseBroker):
     name = "alpaca"
+    # Order updates the moment Alpaca has them (the `stream` process); polling is the fallback.
+    stream_source = "realtime.sources.alpaca_trading.AlpacaTradingSource"
 
     def __init__(
         self,

@@ -44,6 +44,20 @@ def order_record_broker_state(
     """
     with transaction.atomic():
         order = selectors.order_lock(order_id)
+        if state.filled_qty < order.filled_qty:
+            # Older than what is recorded (a stream event overtaken by a REST answer, or the
+            # other way round): the quantities are cumulative, so nothing in it is new.
+            logger.info(
+                "order %s: broker state with %s filled is older than the %s recorded; ignored",
+                order.client_order_id,
+                state.filled_qty,
+                order.filled_qty,
+            )
+            order.send_lease_until = None  # the send is over all the same
+            if state.broker_order_id and not order.broker_order_id:
+                order.broker_order_id = state.broker_order_id
+            sql.save_existing(order)
+            return order
         locally_canceled = order.status == OrderStatus.CANCELED and not order.broker_order_id
         if locally_canceled and (state.status != OrderStatus.CANCELED or state.filled_qty > 0):
             repair = repair or (
@@ -68,6 +82,7 @@ def order_record_broker_state(
                 price = sum((f.qty * f.price for f in state.fills), ZERO) / new_qty
                 fee = sum((f.fee for f in state.fills), ZERO)
                 executed_at = state.fills[-1].executed_at
+                trade_id = ",".join(f.broker_trade_id for f in state.fills if f.broker_trade_id)
             else:
                 # Cumulative fills: the new part's price follows from the averages.
                 total = (state.filled_avg_price or ZERO) * state.filled_qty
@@ -75,12 +90,14 @@ def order_record_broker_state(
                 price = (total - already) / new_qty
                 fee = ZERO
                 executed_at = timezone.now()
+                trade_id = ""
             fill_events = _fill_apply(
                 order=order,
                 qty=new_qty,
                 price=price.quantize(SIX),
                 fee=fee,
                 executed_at=executed_at,
+                broker_trade_id=trade_id[:128],
             )
         target = order.status if state.status == OrderStatus.PENDING_SUBMIT else state.status
         order_transition(order, target)
@@ -108,7 +125,13 @@ def _set_market_times(order: Order, now=None) -> None:
 
 
 def _fill_apply(
-    *, order: Order, qty: Decimal, price: Decimal, fee: Decimal, executed_at
+    *,
+    order: Order,
+    qty: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    executed_at,
+    broker_trade_id: str = "",
 ) -> list[tuple[str, dict]]:
     """Record one fill (trade row, position, session cash) in the caller's transaction;
     returns the trade and position events for the caller to publish with the order's."""
@@ -155,6 +178,7 @@ def _fill_apply(
         fee=fee,
         realized_pnl=realized,
         executed_at=executed_at,
+        broker_trade_id=broker_trade_id,
     )
     filled_total = order.filled_qty + qty
     order.filled_avg_price = (
