@@ -28,7 +28,9 @@ import socket
 import time
 from collections.abc import Callable
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from core.lease import Lease
 from realtime import state as states
@@ -203,6 +205,8 @@ class Runner:
                 await self._sleep(ttl / 3)
         finally:
             await self._try(lease.release)
+            # The sources' ORM work ran in one thread: close its connection before exiting.
+            await sync_to_async(connections.close_all, thread_sensitive=True)()
             logger.info("stream: stopped")
 
     async def _sleep(self, seconds: float) -> None:

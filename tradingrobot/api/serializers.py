@@ -11,6 +11,7 @@ from trading.api.serializers import (
     OrderSerializer,
     PositionPayloadSerializer,
     SessionSummarySerializer,
+    StreamStateSerializer,
 )
 
 
@@ -33,6 +34,7 @@ class HealthSerializer(serializers.Serializer):
     redis = CheckSerializer(required=False)
     market_data = FreshnessSerializer(required=False)
     halted = serializers.BooleanField(allow_null=True, required=False)
+    streams = serializers.DictField(child=StreamStateSerializer(), required=False)
 
 
 class StrategySummarySerializer(serializers.Serializer):

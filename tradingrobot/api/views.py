@@ -61,6 +61,8 @@ class HealthView(APIView):
             request.user, request.auth = AnonymousUser(), None
 
     def get(self, request):
+        from realtime.state import streams_get
+
         database = _check_database()
         redis = _check_redis()
         market_data: dict = {"last_bar_age_seconds": None, "stale": True}
@@ -91,6 +93,9 @@ class HealthView(APIView):
             "redis": redis,
             "market_data": market_data,
             "halted": halted,
+            # The `stream` process's connections; a stream that is not live is no outage (the
+            # REST fallback carries on), so it does not make the status "degraded".
+            "streams": streams_get(),
         }
         return Response(body, status=status_code)
 
