@@ -45,9 +45,10 @@ class Backoff:
     """Exponential backoff with full jitter: attempt n waits uniform [0, min(cap, base * 2**n))."""
 
     def __init__(
-        self, minimum: float, maximum: float, rng: Callable[[], float] = random.random
+        self, minimum: float, maximum: float, rng: Callable[[], float] | None = None
     ) -> None:
-        self.minimum, self.maximum, self.rng = minimum, maximum, rng
+        self.minimum, self.maximum = minimum, maximum
+        self.rng = rng or (lambda: random.random())  # looked up per call (tests pin it)
         self.attempt = 0
 
     def ceiling(self) -> float:
@@ -159,6 +160,8 @@ class Supervisor:
         if not task.done():
             task.cancel()
             await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_SECONDS)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a closed connection's error is the expected end
 
 
 def lease_key(sources: list[StreamSource]) -> str:

@@ -48,6 +48,7 @@ class FakeAlpacaStream:
         self.max_active = 0
         self.total = 0  # handshakes accepted
         self.refused: list[int] = []  # statuses of refused handshakes
+        self.attempts_at: list[float] = []  # time.monotonic() of every handshake, refused or not
         self.received: list[dict] = []  # every client message, parsed
         self.sent_at: dict[str, float] = {}  # execution_id -> time.time() it was sent
         self._refuse: list[int] = []
@@ -93,6 +94,7 @@ class FakeAlpacaStream:
 
     def _process_request(self, connection: ServerConnection, request: Any):
         with self._lock:
+            self.attempts_at.append(time.monotonic())
             status = self._refuse.pop(0) if self._refuse else None
             if status is None and self.limit is not None and self.active >= self.limit:
                 status = 429
