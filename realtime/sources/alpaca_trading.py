@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, connection
 
 from realtime.sources.base import StreamLink, StreamSource
 
@@ -58,8 +58,16 @@ async def in_db_thread(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
     """Run ORM work in the one thread this process gives it (connections stay per thread)."""
 
     def call() -> Any:
-        close_old_connections()  # a long-lived process: drop a connection the server closed
-        return fn(**kwargs)
+        # A long-lived process keeps its connection (closing it per update, as
+        # close_old_connections does with CONN_MAX_AGE=0, costs a new connection each time);
+        # one the server dropped is replaced once.
+        try:
+            return fn(**kwargs)
+        except (InterfaceError, OperationalError):
+            if connection.in_atomic_block:
+                raise
+            connection.close()
+            return fn(**kwargs)
 
     return await sync_to_async(call, thread_sensitive=True)()
 
