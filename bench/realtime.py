@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 from throwaway import postgres_database, redis_for_run  # noqa: E402 - bench/ is on sys.path
 from ws_fanout import _free_port, _raise_fd_limit, _wait_http  # noqa: E402
 
-
 # --- clients (separate processes) ------------------------------------------------------------
 
 
@@ -106,8 +105,7 @@ async def _clients(url: str, count: int, conn) -> None:
             sockets.append(ws)
 
     await asyncio.gather(*(open_one() for _ in range(count)))
-    for ws in sockets:
-        first.append({})
+    first.extend({} for _ in sockets)
     tasks = [asyncio.create_task(reader(ws, mine)) for ws, mine in zip(sockets, first, strict=True)]
     loop.add_reader(conn.fileno(), stop.set)
     conn.send(("ready", count))
@@ -304,9 +302,7 @@ def run(args, cleanup: ExitStack, var_dir: Path) -> int:
 
     # Throughput: a burst of fills, booked as fast as the stream process can.
     burst = [submit(args.fills + n) for n in range(args.burst)]
-    messages = [
-        fake.fill(rest, o.client_order_id, qty=1, price="101", send=False) for o in burst
-    ]
+    messages = [fake.fill(rest, o.client_order_id, qty=1, price="101", send=False) for o in burst]
     begin = time.monotonic()
     for data in messages:
         fake.push(data)
