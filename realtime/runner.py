@@ -24,7 +24,6 @@ import hashlib
 import logging
 import random
 import signal
-import socket
 import time
 from collections.abc import Callable
 
@@ -178,7 +177,6 @@ class Runner:
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         self.supervisors: list[Supervisor] = []
-        self.ident = f"{socket.gethostname()}:{id(self):x}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -246,16 +244,25 @@ class Runner:
             await self._try(self._publish)
 
     async def _hold(self, lease: Lease) -> None:
-        """Renew the lease until stopped; return at once when a renewal fails."""
-        # A renewal that fails (refused, or Redis unreachable: the client times out after 1 s)
-        # ends the term within 2/3 of the lease, before it can expire for a standby.
+        """Renew the lease until stopped; return at once when a renewal fails or when none has
+        succeeded for 2/3 of the lease (Redis slow or away), so every connection is closed
+        before the lease can expire for a standby."""
+        ttl = settings.STREAM_LEASE_SECONDS
+        renewed = time.monotonic()  # acquired just before this (taken before the call: safe)
         while not self._stop.is_set():
-            await self._sleep(settings.STREAM_LEASE_SECONDS / 3)
+            await self._sleep(ttl / 3)
             if self._stop.is_set():
                 return
-            if not await self._try(lease.renew):
+            sent = time.monotonic()
+            budget = renewed + ttl * 2 / 3 - sent
+            try:
+                ok = budget > 0 and await asyncio.wait_for(self._try(lease.renew), budget)
+            except TimeoutError:
+                ok = False
+            if not ok:
                 logger.error("stream: lost the lease %s; closing every stream", lease.key)
                 return
+            renewed = sent
 
     async def _write_states(self) -> None:
         """The heartbeat and each state change to Redis; a `status` event per change."""
