@@ -11,7 +11,8 @@ separate processes. Orders are submitted through the order service (REST fake); 
 `trade_updates` message from the fake. Measured in one run:
 
 - latency: one fill in flight at a time; for each (client, fill) the first of its trade_update /
-  order_update (filled) minus the moment the fake sent the fill: p50, p99;
+  order_update (filled) minus the moment the fake sent the fill: p50, p99 (and `record_*_ms`,
+  the part until the stream process saved the order row);
 - throughput: `--burst` fills sent at once; fills booked per second until the last is recorded;
 - lost fills: orders filled around a forced disconnect (half sent just before it, half only at
   the REST API while the stream is down) that are not booked once the stream is back (must be 0);
@@ -68,7 +69,7 @@ async def _clients(url: str, count: int, conn) -> None:
 
     loop = asyncio.get_running_loop()
     first: list[dict[str, float]] = []  # per client: key -> first receive time
-    seen: dict[str, int] = {}  # key -> clients that have it
+    seen: dict[str, int] = {}  # key -> clients that have its order_update
     quotes = 0
     stop = asyncio.Event()
     sockets = []
@@ -82,12 +83,15 @@ async def _clients(url: str, count: int, conn) -> None:
                 quotes += 1
                 continue
             key = _key_of(message)
-            if key is None or key in mine:
+            if key is None:
                 continue
-            mine[key] = now
-            seen[key] = seen.get(key, 0) + 1
-            if seen[key] == count:
-                conn.send(("done", key))
+            mine.setdefault(key, now)  # latency: the first message that tells of the fill
+            if message["type"] == "order_update":
+                # Done when the fill's last event (its order_update) is everywhere, so the next
+                # fill does not queue behind this one's trailing events.
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] == count:
+                    conn.send(("done", key))
 
     semaphore = asyncio.Semaphore(50)
 
@@ -324,6 +328,10 @@ def run(args, cleanup: ExitStack, var_dir: Path) -> int:
     lost = len(around) - booked(around)
     double = sum(1 for o in around + burst if Trade.objects.filter(order=o).count() > 1)
 
+    # How much of it is the stream process (receive, record, commit): the order row's save time.
+    rows = Order.objects.filter(pk__in=list(sent)).values_list("pk", "updated_at")
+    saved = {str(pk): at for pk, at in rows}
+    record_ms = [(saved[k].timestamp() - t) * 1000 for k, t in sent.items() if k in saved]
     first, quotes = clients.finish()
     fill_ms = latencies(first, sent)
     base_ms = latencies(first, baseline_sent)
@@ -333,6 +341,8 @@ def run(args, cleanup: ExitStack, var_dir: Path) -> int:
         "p50_ms": percentile(fill_ms, 0.50),
         "p99_ms": percentile(fill_ms, 0.99),
         "fills_per_s": round(fills_per_s, 1),
+        "record_p50_ms": percentile(record_ms, 0.50),
+        "record_p99_ms": percentile(record_ms, 0.99),
         "lost_fills": lost,
         "double_booked": double,
         "baseline_fanout_p50_ms": percentile(base_ms, 0.50),
