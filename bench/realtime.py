@@ -48,6 +48,9 @@ from ws_fanout import _free_port, _raise_fd_limit, _wait_http  # noqa: E402
 
 # --- clients (separate processes) ------------------------------------------------------------
 
+# The envelope starts with its type (streaming.events.envelope).
+SKIP = ('{"type":"position_update"', '{"type":"performance_update"')
+
 
 def client_process(url: str, count: int, conn) -> None:
     _raise_fd_limit()
@@ -66,6 +69,7 @@ def _key_of(message: dict) -> str | None:
 
 async def _clients(url: str, count: int, conn) -> None:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake
 
     loop = asyncio.get_running_loop()
     first: list[dict[str, float]] = []  # per client: key -> first receive time
@@ -78,6 +82,8 @@ async def _clients(url: str, count: int, conn) -> None:
         nonlocal quotes
         async for raw in ws:
             now = time.time()
+            if raw.startswith(SKIP):
+                continue  # a fill's position_update: not measured, so not parsed either
             message = json.loads(raw)
             if message.get("type") == "market_data":
                 quotes += 1
@@ -97,11 +103,11 @@ async def _clients(url: str, count: int, conn) -> None:
 
     async def open_one():
         async with semaphore:
-            for attempt in range(5):
+            for attempt in range(10):
                 try:
                     ws = await connect(url, compression=None, max_queue=None, open_timeout=30)
                     break
-                except OSError:
+                except (OSError, TimeoutError, InvalidHandshake):  # a busy server: try again
                     await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 raise RuntimeError("could not connect")
@@ -194,6 +200,11 @@ def main() -> int:
     parser.add_argument("--fills", type=int, default=100, help="latency phase: one at a time")
     parser.add_argument("--burst", type=int, default=200, help="throughput phase")
     parser.add_argument("--disconnect", type=int, default=40, help="fills around a drop")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="PostgreSQL synchronous_commit=off on the run's database: shows the fsync's share",
+    )
     args = parser.parse_args()
     _raise_fd_limit()
     tmp = tempfile.TemporaryDirectory(prefix="trp-bench-rt-")
@@ -214,6 +225,12 @@ def main() -> int:
         if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
             database = postgres_database(os.environ["DATABASE_URL"])
             os.environ["DATABASE_URL"] = cleanup.enter_context(database)
+            if args.async_commit:
+                import psycopg
+
+                with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+                    name = conn.info.dbname
+                    conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         else:
             os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
         redis = redis_for_run(os.environ.get("REDIS_URL"), prefix, Path(tmp.name))
@@ -351,6 +368,7 @@ def run(args, cleanup: ExitStack, var_dir: Path) -> int:
         "fills_not_seen_by_every_client": not_completed,
         "stream_connections_max": fake.max_active,
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "async_commit": args.async_commit,
     }
     print(json.dumps(result))
     return 0 if lost == 0 else 1
