@@ -293,20 +293,22 @@ def run(args, cleanup: ExitStack, var_dir: Path) -> int:
         f"ws://127.0.0.1:{port}/ws/updates?token={token}", args.clients, args.processes
     )
 
-    def submit(n: int, side: str = "buy") -> Order:
+    def submit(n: int) -> Order:
         return services.order_submit(
-            symbol="SPY", side=side, qty=Decimal("1"), client_order_id=f"rt-{n}"
+            symbol="SPY", side="buy", qty=Decimal("1"), client_order_id=f"rt-{n}"
         ).order
 
     def booked(orders: list[Order]) -> int:
         ids = [o.pk for o in orders]
         return Order.objects.filter(pk__in=ids, status=OrderStatus.FILLED).count()
 
-    # Latency: one fill in flight at a time (buys and sells alternate: the position stays small).
+    # Latency: one fill in flight at a time. The orders are submitted first (each submit sends
+    # order_update events of its own, which must not queue in front of a measured fill).
+    latency_orders = [submit(n) for n in range(args.fills)]
+    time.sleep(2)
     sent: dict[str, float] = {}
     not_completed = 0
-    for n in range(args.fills):
-        order = submit(n, "buy" if n % 2 == 0 else "sell")
+    for order in latency_orders:
         data = fake.fill(rest, order.client_order_id, qty=1, price="100", send=False)
         sent[str(order.pk)] = time.time()
         fake.push(data)
@@ -323,6 +325,7 @@ def run(args, cleanup: ExitStack, var_dir: Path) -> int:
 
     # Throughput: a burst of fills, booked as fast as the stream process can.
     burst = [submit(args.fills + n) for n in range(args.burst)]
+    time.sleep(2)
     messages = [fake.fill(rest, o.client_order_id, qty=1, price="101", send=False) for o in burst]
     begin = time.monotonic()
     for data in messages:
