@@ -27,6 +27,7 @@ RECONNECTING = "reconnecting"
 STANDBY = "standby"
 DOWN = "down"
 STATES = (LIVE, RECONNECTING, STANDBY, DOWN)
+FORGET_AFTER_SECONDS = 24 * 3600
 
 
 def _prefix() -> str:
@@ -77,6 +78,8 @@ def stream_state_write(
     pipe = client().pipeline(transaction=False)
     pipe.sadd(names_key(), name)
     pipe.hset(stream_key(name), mapping=fields)
+    # A stream nobody has held for a day (the broker or provider changed) drops out of status.
+    pipe.expire(stream_key(name), FORGET_AFTER_SECONDS)
     pipe.execute()
 
 
@@ -106,6 +109,8 @@ def streams_get() -> dict[str, dict]:
     now = time.time()
     result = {}
     for name, raw in zip(names, raws, strict=True):
+        if not raw:
+            continue  # forgotten (see FORGET_AFTER_SECONDS)
         heartbeat = _num(raw, "heartbeat_at") or 0.0
         state = (raw.get(b"state") or b"").decode() or DOWN
         since = _num(raw, "since")
