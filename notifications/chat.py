@@ -9,11 +9,11 @@ Redis lease, which another poller takes over if the holder stops renewing it.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 
 from django.conf import settings
 
+from core.lease import Lease
 from notifications.channels.base import ChannelError
 from notifications.channels.telegram import api_call
 from notifications.models import Channel, ChannelKind
@@ -118,37 +118,6 @@ def command_handle(*, chat_id: str, text: str) -> str | None:
 
 # --- long polling ---------------------------------------------------------------------------------
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-
-class Lease:
-    """The cluster-wide right to poll: SET NX with expiry, renewed while held."""
-
-    def __init__(self, seconds: float) -> None:
-        self.key = _key("telegram_poll")
-        self.token = secrets.token_hex(8)
-        self.ms = int(seconds * 1000)
-
-    def acquire_or_renew(self) -> bool:
-        client = _redis()
-        if client.eval(_RENEW, 1, self.key, self.token, self.ms):
-            return True
-        return bool(client.set(self.key, self.token, nx=True, px=self.ms))
-
-    def release(self) -> None:
-        _redis().eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
-            " return 0",
-            1,
-            self.key,
-            self.token,
-        )
-
 
 def poll_once(*, token: str, poll_seconds: int) -> int:
     """One getUpdates round: answer each update; returns how many were handled."""
@@ -179,7 +148,7 @@ def poll_once(*, token: str, poll_seconds: int) -> int:
 
 
 def poll_forever(*, poll_seconds: int = 25, stop=lambda: False) -> None:
-    lease = Lease(seconds=poll_seconds + 60)
+    lease = Lease(_key("telegram_poll"), seconds=poll_seconds + 60)
     try:
         while not stop():
             token = bot_token()

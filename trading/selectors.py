@@ -171,6 +171,7 @@ def portfolio_get(session: TradingSession | None = None) -> dict:
 def status_get() -> dict:
     """The snapshot behind GET /status and the WebSocket `status` event (JSON-ready)."""
     from marketdata.selectors import last_collected_at, market_clock
+    from realtime.state import streams_get
     from streaming.events import iso_utc
     from trading.brokers import broker_health
 
@@ -198,6 +199,8 @@ def status_get() -> dict:
         "symbols": settings.PRIMARY_SYMBOLS,
         "last_collection_at": iso_utc(collected) if collected else None,
         "open_orders": Order.objects.filter(status__in=OPEN_STATUSES).count(),
+        # The `stream` process's connections (realtime.state; {} when none runs).
+        "streams": streams_get(),
     }
 
 

@@ -29,3 +29,12 @@ def reconcile() -> dict:
     from trading.services import reconcile as run
 
     return run(by="celery").as_dict()
+
+
+@shared_task(name="trading.orders_poll")
+def orders_poll() -> dict | None:
+    """Beat, every STREAM_POLL_SECONDS: open orders over REST while the broker's stream is down."""
+    from trading.services import orders_poll as poll
+
+    report = poll()
+    return report.as_dict() if report is not None else None

@@ -1,4 +1,5 @@
-"""`make run`: migrate, bootstrap, then the Procfile's ws and worker (with beat), supervised here.
+"""`make run`: migrate, bootstrap, then the Procfile's ws, worker (with beat) and stream, supervised
+here.
 
 Everything is served on one URL without a reverse proxy: the ASGI process (`ws`, daphne) answers
 HTTP as well as WebSockets. Production adds `web` (gunicorn) for HTTP behind a proxy; for one
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # worker takes the research and notifications queues too: a process of its own would cost ~90 MB
 # for a scheduler that sends a few messages a minute, ~150 MB for a research worker that is mostly
 # idle, ~100 MB for notifications. Production runs them apart (Procfile).
-PROCESSES = ["ws", "worker"]
+PROCESSES = ["ws", "worker", "stream"]
 STOP_TIMEOUT_SECONDS = 10.0
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes",
         default=",".join(default_processes(dict(os.environ))),
-        help="Procfile processes to start (default: ws,worker, and telegram when "
+        help="Procfile processes to start (default: ws,worker,stream, and telegram when "
         "TELEGRAM_BOT_TOKEN is set; with web, ws serves WS_PORT, "
         "default PORT+1; with beat, the worker runs no scheduler of its own)",
     )

@@ -30,6 +30,13 @@ def schedules_ensure() -> None:
         ),
         ("Stream status snapshot", "streaming.snapshot", SNAPSHOT_INTERVAL_SECONDS, False),
         ("Retry overdue notifications", "notifications.sweep", 30, False),
+        # The fallback for a broker that streams its order updates: a no-op while it is live.
+        (
+            "Poll open orders while the broker stream is down",
+            "trading.orders_poll",
+            settings.STREAM_POLL_SECONDS,
+            "STREAM_POLL_SECONDS" in os.environ,
+        ),
         # An order a crashed web worker left pending_submit is settled by the first reconcile
         # after its send lease: within ORDER_SEND_LEASE_SECONDS + this interval.
         (

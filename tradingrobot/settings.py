@@ -362,6 +362,37 @@ ROBINHOOD_MAX_COOLDOWN_SECONDS = env.float("ROBINHOOD_MAX_COOLDOWN_SECONDS", def
 ROBINHOOD_LOGIN_RETRY_SECONDS = env.float("ROBINHOOD_LOGIN_RETRY_SECONDS", default=900)
 # While a device approval is pending, its status is asked at most this often.
 ROBINHOOD_APPROVAL_POLL_SECONDS = env.float("ROBINHOOD_APPROVAL_POLL_SECONDS", default=30)
+# The trading stream (trade_updates); default: derived from ALPACA_URL_OVERRIDE, else alpaca-py's
+# paper or live URL.
+ALPACA_STREAM_URL = env.str("ALPACA_STREAM_URL", default="") or None
+
+# --- Real-time streams (the `stream` process: realtime/) ----------------------------------------
+# Reconnect delay: full jitter, uniform in [0, min(MAX, MIN * 2**attempt)]; reset once live.
+STREAM_BACKOFF_MIN_SECONDS = env.float("STREAM_BACKOFF_MIN_SECONDS", default=1.0)
+STREAM_BACKOFF_MAX_SECONDS = env.float("STREAM_BACKOFF_MAX_SECONDS", default=30.0)
+# A market-data socket with no message for this long while the market is open counts as dead.
+STREAM_SILENCE_SECONDS = env.float("STREAM_SILENCE_SECONDS", default=30.0)
+# The lease that makes one `stream` process per broker account the holder of its connections:
+# renewed every third of this; a standby takes over at most this long after the holder dies.
+STREAM_LEASE_SECONDS = env.float("STREAM_LEASE_SECONDS", default=3.0)
+# A connection that is not live (authenticated, subscribed, refreshed) within this is retried.
+STREAM_CONNECT_TIMEOUT_SECONDS = env.float("STREAM_CONNECT_TIMEOUT_SECONDS", default=30.0)
+# While a broker's stream is not live, its open orders are polled this often (beat).
+STREAM_POLL_SECONDS = env.int("STREAM_POLL_SECONDS", default=15)
+for _name in (
+    "STREAM_BACKOFF_MIN_SECONDS",
+    "STREAM_BACKOFF_MAX_SECONDS",
+    "STREAM_SILENCE_SECONDS",
+    "STREAM_LEASE_SECONDS",
+    "STREAM_CONNECT_TIMEOUT_SECONDS",
+    "STREAM_POLL_SECONDS",
+):
+    if not globals()[_name] > 0:
+        raise ImproperlyConfigured(f"{_name} must be positive.")
+if STREAM_BACKOFF_MAX_SECONDS < STREAM_BACKOFF_MIN_SECONDS:
+    raise ImproperlyConfigured(
+        "STREAM_BACKOFF_MAX_SECONDS must be at least STREAM_BACKOFF_MIN_SECONDS."
+    )
 
 # --- Market data ---------------------------------------------------------------------------------
 MARKETDATA_PROVIDER = env.str("MARKETDATA_PROVIDER", default="synthetic")
@@ -394,8 +425,7 @@ STALE_AFTER_SECONDS = env.int("STALE_AFTER_SECONDS", default=max(2 * COLLECT_INT
 WORDPRESS_API_URL = env.str("WORDPRESS_API_URL", default="")
 
 # --- Real time (issue 15): live prices and the market-data stream --------------------------------
-# A data socket with no message for this long while the market is open counts as dead.
-STREAM_SILENCE_SECONDS = env.float("STREAM_SILENCE_SECONDS", default=30)
+# (STREAM_SILENCE_SECONDS, with the `stream` process's settings above.)
 # The paper broker and the risk checks price an order at the streamed price while it is at most
 # this old (wall-clock seconds since the stream received it), else at the last bar's close.
 LIVE_PRICE_MAX_AGE_SECONDS = env.float("LIVE_PRICE_MAX_AGE_SECONDS", default=15)

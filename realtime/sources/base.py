@@ -27,6 +27,11 @@ class StreamSource:
     # The key in status/health: "trade_updates" (a broker's) or "market_data" (a provider's).
     name = "base"
 
+    def account(self) -> str:
+        """Who the source connects as (e.g. a digest of its API key): the `stream` process's
+        lease is per account, so that one account has one holder across the cluster."""
+        return ""
+
     def silence_limit(self) -> float | None:
         """Seconds without a message after which the connection counts as dead, or None when
         silence is normal now (a trade-updates stream; market data while the market is shut)."""

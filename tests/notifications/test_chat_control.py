@@ -92,7 +92,8 @@ def test_status_positions_and_help(bot, trader):
 
 
 def test_only_one_process_polls(bot):
-    first, second = chat.Lease(seconds=30), chat.Lease(seconds=30)
+    first = chat.Lease(chat._key("telegram_poll"), seconds=30)
+    second = chat.Lease(chat._key("telegram_poll"), seconds=30)
     assert first.acquire_or_renew()
     assert not second.acquire_or_renew()
     assert first.acquire_or_renew()  # renewal

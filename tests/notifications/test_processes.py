@@ -27,7 +27,7 @@ def test_a_worker_of_its_own_consumes_the_notifications_queue():
 def test_make_run_delivers_from_its_one_worker_and_polls_telegram_only_with_a_token():
     from tradingrobot.launcher import default_processes, process_env, procfile_commands
 
-    assert default_processes({}) == ["ws", "worker"]
+    assert default_processes({}) == ["ws", "worker", "stream"]
     assert "telegram" in default_processes({"TELEGRAM_BOT_TOKEN": "123:abc"})
     assert set(default_processes({"TELEGRAM_BOT_TOKEN": "x"})) <= set(
         procfile_commands(ROOT / "Procfile")

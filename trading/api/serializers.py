@@ -313,6 +313,18 @@ class BrokerStateSerializer(serializers.Serializer):
     cooldown_until = serializers.DateTimeField(allow_null=True, required=False)
 
 
+class StreamStateSerializer(serializers.Serializer):
+    """One connection of the `stream` process (realtime.state), in `status`, `health` and the
+    `status` event's `streams`."""
+
+    state = serializers.ChoiceField(choices=["live", "reconnecting", "standby", "down"])
+    since = serializers.DateTimeField(allow_null=True)
+    last_message_at = serializers.DateTimeField(allow_null=True)
+    last_message_age_seconds = serializers.FloatField(allow_null=True)
+    reconnects = serializers.IntegerField(min_value=0)
+    polling = serializers.BooleanField(help_text="Not live: the REST fallback carries on alone.")
+
+
 class StatusSerializer(serializers.Serializer):
     trading_enabled = serializers.BooleanField()
     halted = serializers.BooleanField()
@@ -327,6 +339,10 @@ class StatusSerializer(serializers.Serializer):
     symbols = serializers.ListField(child=serializers.CharField())
     last_collection_at = serializers.DateTimeField(allow_null=True)
     open_orders = serializers.IntegerField(min_value=0)
+    streams = serializers.DictField(
+        child=StreamStateSerializer(),
+        help_text="Each stream by name: `trade_updates` (the broker's), `market_data`.",
+    )
 
 
 class PositionPayloadSerializer(serializers.Serializer):

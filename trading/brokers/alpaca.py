@@ -188,6 +188,8 @@ class AlpacaBroker(BaseBroker):
     # Alpaca runs bracket/OCO/OTO legs itself; we read them back nested under their parent.
     manages_legs = True
     protective_orders = True
+    # Order updates the moment Alpaca has them (the `stream` process); polling is the fallback.
+    stream_source = "realtime.sources.alpaca_trading.AlpacaTradingSource"
 
     def __init__(
         self,

@@ -13,6 +13,8 @@ risk checks, idempotency and the events hold on every path. Callers import from 
 - `fills`: record the broker's view of an order (fills: trade, position, cash; then status).
 - `bars`: after each collection: queued orders, resting paper orders, day-order expiry.
 - `reconcile`: compare with the broker and repair the local side.
+- `broker_updates`: order updates the broker pushes (its stream), and the poll standing in
+  while the stream is down.
 - `mark_to_market`: price positions, snapshot equity, trip the daily loss limit.
 
 Reliability rules (DESIGN.md §11) and how they hold here:
@@ -46,6 +48,7 @@ from trading.exceptions import (  # noqa: F401 - re-exported: callers catch them
     UnknownSymbol,
 )
 from trading.services.bars import BarsResult, orders_process_bars
+from trading.services.broker_updates import order_record_update, orders_poll
 from trading.services.fills import order_record_broker_state
 from trading.services.kill_switch import (
     HaltResult,
@@ -57,7 +60,7 @@ from trading.services.mark_to_market import session_mark_to_market
 from trading.services.order_cancel import order_cancel, order_reject
 from trading.services.order_send import order_resubmit, order_send
 from trading.services.order_submit import SubmitResult, order_submit
-from trading.services.reconcile import ReconcileReport, reconcile
+from trading.services.reconcile import ReconcileReport, orders_refresh_open, reconcile
 from trading.services.sessions import session_ensure_running, session_start, session_stop
 from trading.services.transitions import TRANSITIONS, order_transition
 
@@ -69,12 +72,15 @@ __all__ = [
     "SubmitResult",
     "order_cancel",
     "order_record_broker_state",
+    "order_record_update",
     "order_reject",
     "order_resubmit",
     "order_send",
     "order_submit",
     "order_transition",
+    "orders_poll",
     "orders_process_bars",
+    "orders_refresh_open",
     "positions_flatten",
     "reconcile",
     "session_ensure_running",

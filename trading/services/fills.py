@@ -51,14 +51,7 @@ def order_record_broker_state(
         if legs.is_grouped(state):
             legs.group_lock(order_id)
         order = selectors.order_lock(order_id)
-        if not native_legs and legs.state_is_stale(order, state):
-            logger.info(
-                "order %s is %s already (%s); not recording the broker's %s",
-                order.client_order_id,
-                order.status,
-                order.reject_reason,
-                state.status,
-            )
+        if _nothing_new(order, state, native_legs=native_legs):
             return order
         filled_before = order.filled_qty
         locally_canceled = order.status == OrderStatus.CANCELED and not order.broker_order_id
@@ -87,6 +80,7 @@ def order_record_broker_state(
                 price = sum((f.qty * f.price for f in state.fills), ZERO) / new_qty
                 fee = sum((f.fee for f in state.fills), ZERO)
                 executed_at = state.fills[-1].executed_at
+                trade_id = ",".join(f.broker_trade_id for f in state.fills if f.broker_trade_id)
             else:
                 # Cumulative fills: the new part's price follows from the averages.
                 total = (state.filled_avg_price or ZERO) * state.filled_qty
@@ -94,12 +88,14 @@ def order_record_broker_state(
                 price = (total - already) / new_qty
                 fee = ZERO
                 executed_at = timezone.now()
+                trade_id = ""
             fill_events = _fill_apply(
                 order=order,
                 qty=new_qty,
                 price=price.quantize(SIX),
                 fee=fee,
                 executed_at=executed_at,
+                broker_trade_id=trade_id[:128],
             )
         target = order.status if state.status == OrderStatus.PENDING_SUBMIT else state.status
         order_transition(order, target)
@@ -121,6 +117,37 @@ def order_record_broker_state(
     return order
 
 
+def _nothing_new(order: Order, state: BrokerOrder, *, native_legs: bool) -> bool:
+    """Whether the broker's `state` is already behind what is recorded (logged; the order, locked
+    by the caller, only loses its send lease and learns its broker id): a leg canceled by its
+    sibling's fill (trading.services.legs), or a state with less filled than recorded (a stream
+    event overtaken by a REST answer, or the other way round; the quantities are cumulative)."""
+    from trading.services import legs
+
+    if not native_legs and legs.state_is_stale(order, state):
+        logger.info(
+            "order %s is %s already (%s); not recording the broker's %s",
+            order.client_order_id,
+            order.status,
+            order.reject_reason,
+            state.status,
+        )
+        return True
+    if state.filled_qty < order.filled_qty:
+        logger.info(
+            "order %s: broker state with %s filled is older than the %s recorded; ignored",
+            order.client_order_id,
+            state.filled_qty,
+            order.filled_qty,
+        )
+        order.send_lease_until = None  # the send is over all the same
+        if state.broker_order_id and not order.broker_order_id:
+            order.broker_order_id = state.broker_order_id
+        sql.save_existing(order)
+        return True
+    return False
+
+
 def set_market_times(order: Order, now=None) -> None:
     """Stamp the market time of acceptance and, for a day order, its expiry at the close."""
     from marketdata import calendar
@@ -136,7 +163,13 @@ def set_market_times(order: Order, now=None) -> None:
 
 
 def _fill_apply(
-    *, order: Order, qty: Decimal, price: Decimal, fee: Decimal, executed_at
+    *,
+    order: Order,
+    qty: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    executed_at,
+    broker_trade_id: str = "",
 ) -> list[tuple[str, dict]]:
     """Record one fill (trade row, position, session cash) in the caller's transaction;
     returns the trade and position events for the caller to publish with the order's."""
@@ -183,6 +216,7 @@ def _fill_apply(
         fee=fee,
         realized_pnl=realized,
         executed_at=executed_at,
+        broker_trade_id=broker_trade_id,
     )
     filled_total = order.filled_qty + qty
     order.filled_avg_price = (

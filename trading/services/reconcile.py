@@ -63,16 +63,7 @@ def reconcile(*, by: str = "") -> ReconcileReport:
     _reconcile_pending(broker, halted, report)
     _reconcile_open_orders(broker, halted, report)
     _reconcile_positions(broker, report)
-    if report.repairs:
-        # Beat runs this every minute: only a run that repaired something is worth an entry.
-        from audit.services import audit_record
-
-        with transaction.atomic():
-            audit_record(
-                action="orders.reconcile",
-                target="broker",
-                details={"repairs": report.repairs, "errors": report.errors},
-            )
+    _audit(report)
     publish(events.STATUS, selectors.status_get())
     logger.info(
         "reconcile by %s: %d repairs, %d errors",
@@ -81,6 +72,46 @@ def reconcile(*, by: str = "") -> ReconcileReport:
         len(report.errors),
     )
     return report
+
+
+def orders_refresh_open(*, by: str = "") -> ReconcileReport:
+    """Phase 2 alone: take the broker's truth for open orders (ours it closed meanwhile get their
+    final state and fills; its open orders we have no row for are adopted). The stream runs it
+    after every (re)connect, before it resumes, and the poll while the stream is down."""
+    report = ReconcileReport()
+    _reconcile_open_orders(get_broker(), selectors.kill_switch_get().engaged, report)
+    _audit(report)
+    if report.repairs or report.errors:
+        logger.info("open orders refreshed by %s: %s", by or "system", report.as_dict())
+    return report
+
+
+def order_reconcile_unknown(*, state: BrokerOrder) -> ReconcileReport:
+    """A broker report (a stream event) about an order we have no row for, by the same rules as
+    reconciliation: an order the broker still works is adopted (and canceled if trading is
+    halted), as phase 2 does; a closed one is not adopted, but it moved the broker's positions,
+    which phase 3 then takes."""
+    report = ReconcileReport()
+    broker = get_broker()
+    if state.status in OPEN_STATUSES:
+        _sync_broker_open_order(state, selectors.kill_switch_get().engaged, report)
+    else:
+        _reconcile_positions(broker, report)
+    _audit(report)
+    return report
+
+
+def _audit(report: ReconcileReport) -> None:
+    if report.repairs:
+        # Beat reconciles every minute: only a run that repaired something is worth an entry.
+        from audit.services import audit_record
+
+        with transaction.atomic():
+            audit_record(
+                action="orders.reconcile",
+                target="broker",
+                details={"repairs": report.repairs, "errors": report.errors},
+            )
 
 
 # --- phase 1: orders we never heard back about -----------------------------------------------

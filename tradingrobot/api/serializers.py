@@ -12,6 +12,7 @@ from trading.api.serializers import (
     OrderSerializer,
     PositionPayloadSerializer,
     SessionSummarySerializer,
+    StreamStateSerializer,
 )
 
 
@@ -35,6 +36,7 @@ class HealthSerializer(serializers.Serializer):
     market_data = FreshnessSerializer(required=False)
     halted = serializers.BooleanField(allow_null=True, required=False)
     broker_state = BrokerStateSerializer(required=False)
+    streams = serializers.DictField(child=StreamStateSerializer(), required=False)
 
 
 class StrategySummarySerializer(serializers.Serializer):

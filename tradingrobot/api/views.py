@@ -73,6 +73,8 @@ class HealthView(APIView):
             request.user, request.auth = AnonymousUser(), None
 
     def get(self, request):
+        from realtime.state import streams_get
+
         database = _check_database()
         redis = _check_redis()
         market_data: dict = {"last_bar_age_seconds": None, "stale": True}
@@ -106,6 +108,9 @@ class HealthView(APIView):
             "market_data": market_data,
             "halted": halted,
             "broker_state": broker,
+            # The `stream` process's connections; a stream that is not live is no outage (the
+            # REST fallback carries on), so it does not make the status "degraded".
+            "streams": streams_get(),
         }
         return Response(body, status=status_code)
 
