@@ -23,6 +23,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -93,10 +94,32 @@ class FormingBar:
         self.volume += size
 
 
+def orders_react(prices: list[LivePrice]) -> None:
+    """The broker's open orders see the new prices: the paper broker's legs and trailing stops
+    fill or move (trading.services.orders_at_live_prices); a live broker's need nothing."""
+    from django.db import close_old_connections, connection
+
+    from trading.services import orders_at_live_prices
+
+    if not connection.in_atomic_block:  # never a caller's transaction (tests run in one)
+        close_old_connections()  # this writer thread keeps its connection between writes
+    orders_at_live_prices(prices=[(p.symbol, p.price, p.timestamp) for p in prices])
+
+
 class MarketFeed:
-    def __init__(self, *, events_per_second: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        events_per_second: float | None = None,
+        on_prices: Callable[[list[LivePrice]], None] | None = None,
+    ) -> None:
+        """`on_prices` (the sources pass `orders_react`) is called from the writer with the
+        latest price of each symbol that changed, at most `events_per_second` times a second."""
         rate = events_per_second or settings.QUOTE_EVENTS_PER_SECOND
         self.interval = 1.0 / rate
+        self._on_prices = on_prices
+        self._unseen: dict[str, LivePrice] = {}  # changed since on_prices last ran
+        self._on_prices_at = -math.inf
         self._live: dict[str, LivePrice] = {}
         self._bars: dict[str, FormingBar] = {}
         self._trade_at: dict[str, datetime] = {}  # each symbol's newest trade time
@@ -229,12 +252,27 @@ class MarketFeed:
 
         if prices:
             prices_record(prices)
+        self._react(prices)
         if due:
             # A Redis outage returns Nones (logged once by redis_outage): the events are dropped,
             # clients re-fetch when they see the seq gap.
             sent = send_many_now([(events.MARKET_DATA, payload) for payload in due])
             self.events_sent += sum(1 for envelope in sent if envelope is not None)
         self.writes += 1
+
+    def _react(self, prices: list[LivePrice]) -> None:
+        if self._on_prices is None:
+            return
+        self._unseen.update((p.symbol, p) for p in prices)
+        now = time.monotonic()
+        if not self._unseen or now - self._on_prices_at < self.interval:
+            return  # the rest waits for the next write (ticks keep coming while streaming)
+        latest, self._unseen = list(self._unseen.values()), {}
+        self._on_prices_at = now
+        try:
+            self._on_prices(latest)
+        except Exception:  # noqa: BLE001 - orders failing to react must not stop the prices
+            logger.warning("open orders could not react to live prices", exc_info=True)
 
     async def run(self) -> None:
         """Store and publish until `stop()`; then write what is left once and return."""

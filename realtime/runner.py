@@ -24,6 +24,7 @@ import hashlib
 import logging
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -302,3 +303,35 @@ def stream_forever() -> None:
     from realtime.sources import sources_configured
 
     asyncio.run(Runner(sources_configured).run())
+
+
+class StreamThread:
+    """The runner on a thread of another process, with an event loop of its own: `make run`'s one
+    worker holds the streams (STREAM_IN_WORKER, tradingrobot/celery.py) instead of a `stream`
+    process, which would cost ~150 MB for a few sockets (issue 20's 400 MB budget). The lease
+    works the same, so a `stream` process started beside it waits as standby."""
+
+    def __init__(self) -> None:
+        from realtime.sources import sources_configured
+
+        self.loop = asyncio.new_event_loop()
+        self.runner = Runner(sources_configured)
+        self.thread = threading.Thread(target=self._main, name="stream", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.runner.run())
+        except Exception:  # noqa: BLE001 - the worker goes on; its log says why the streams stopped
+            logger.exception("stream: the runner stopped")
+        finally:
+            self.loop.close()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Close every connection and release the lease (from any thread)."""
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.runner.stop)
+            self.thread.join(timeout)

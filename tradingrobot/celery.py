@@ -36,3 +36,22 @@ def beat_in_worker(sender, **_kwargs) -> None:
     @worker_shutdown.connect(weak=False)
     def stop_beat(**_kwargs) -> None:
         service.stop()
+
+
+@worker_ready.connect
+def stream_in_worker(sender, **_kwargs) -> None:
+    """With STREAM_IN_WORKER=true, this worker also holds the streaming connections (the `stream`
+    process's runner, realtime.runner.StreamThread), as a thread: `make run`'s one worker, one
+    Django process fewer. The cluster-wide lease still decides who connects."""
+    if os.environ.get("STREAM_IN_WORKER", "").lower() not in {"1", "true", "yes"}:
+        return
+    from celery.signals import worker_shutdown
+
+    from realtime.runner import StreamThread
+
+    thread = StreamThread()
+    thread.start()
+
+    @worker_shutdown.connect(weak=False)
+    def stop_stream(**_kwargs) -> None:
+        thread.stop()

@@ -1,5 +1,5 @@
-"""`make run`: migrate, bootstrap, then the Procfile's ws, worker (with beat) and stream, supervised
-here.
+"""`make run`: migrate, bootstrap, then the Procfile's ws and worker (with beat and the streams),
+supervised here.
 
 Everything is served on one URL without a reverse proxy: the ASGI process (`ws`, daphne) answers
 HTTP as well as WebSockets. Production adds `web` (gunicorn) for HTTP behind a proxy; for one
@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Beat runs as a thread of the one worker (BEAT_IN_WORKER, tradingrobot/celery.py), and that
 # worker takes the research and notifications queues too: a process of its own would cost ~90 MB
 # for a scheduler that sends a few messages a minute, ~150 MB for a research worker that is mostly
-# idle, ~100 MB for notifications. Production runs them apart (Procfile).
-PROCESSES = ["ws", "worker", "stream"]
+# idle, ~100 MB for notifications. The streams' runner is a thread of that worker too
+# (STREAM_IN_WORKER): a `stream` process of its own measured ~150 MB. Production runs them apart
+# (Procfile).
+PROCESSES = ["ws", "worker"]
 STOP_TIMEOUT_SECONDS = 10.0
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
@@ -153,6 +155,8 @@ def process_env(
     env.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
     if "beat" not in names:
         env.setdefault("BEAT_IN_WORKER", "true")
+    if "stream" not in names:
+        env.setdefault("STREAM_IN_WORKER", "true")
     # The one worker takes the queues no process of their own serves: research runs (one at a
     # time: strategies.research.tasks) and notification deliveries (at most
     # NOTIFICATIONS_CHANNEL_CONCURRENCY in flight per channel), with threads to spare for
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes",
         default=",".join(default_processes(dict(os.environ))),
-        help="Procfile processes to start (default: ws,worker,stream, and telegram when "
+        help="Procfile processes to start (default: ws,worker, and telegram when "
         "TELEGRAM_BOT_TOKEN is set; with web, ws serves WS_PORT, "
         "default PORT+1; with beat, the worker runs no scheduler of its own)",
     )

@@ -24,7 +24,13 @@ from typing import Any
 
 import msgpack
 
-from realtime.feed import MarketFeed, clean_price, clean_size, market_silence_limit
+from realtime.feed import (
+    MarketFeed,
+    clean_price,
+    clean_size,
+    market_silence_limit,
+    orders_react,
+)
 from realtime.sources.base import StreamLink, StreamSource
 
 logger = logging.getLogger(__name__)
@@ -159,7 +165,9 @@ class AlpacaDataSource(StreamSource):
         from alpaca.data.enums import DataFeed
 
         self._closing = False
-        feed = self.feed_state = MarketFeed(events_per_second=self.events_per_second)
+        feed = self.feed_state = MarketFeed(
+            events_per_second=self.events_per_second, on_prices=orders_react
+        )
         stream = self._stream = _stream_class()(
             self.api_key, self.secret_key, raw_data=True, feed=DataFeed(self.feed),
             url_override=self.url,

@@ -38,7 +38,7 @@ from django.conf import settings
 
 from marketdata import calendar
 from marketdata.providers.base import BarData
-from realtime.feed import MarketFeed, market_silence_limit
+from realtime.feed import MarketFeed, market_silence_limit, orders_react
 from realtime.sources.base import StreamLink, StreamSource
 
 CENT = Decimal("0.01")
@@ -179,7 +179,9 @@ class SyntheticTickSource(StreamSource):
     async def run(self, link: StreamLink) -> None:
         loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
-        feed = self.feed_state = MarketFeed(events_per_second=self.events_per_second)
+        feed = self.feed_state = MarketFeed(
+            events_per_second=self.events_per_second, on_prices=orders_react
+        )
         writer = asyncio.create_task(feed.run())
         self._done.clear()
         plan_at, plan = -math.inf, None

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import psutil
@@ -50,11 +51,11 @@ def _ours(var_dir: Path) -> list[psutil.Process]:
     return found
 
 
-async def _first_market_data(url: str) -> dict:
+async def _first_market_data(url: str, kind: str | None = None) -> dict:
     async with websockets.connect(url) as ws:
         while True:
             message = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
-            if message["type"] == "market_data":
+            if message["type"] == "market_data" and kind in (None, message["payload"]["kind"]):
                 return message
 
 
@@ -101,6 +102,13 @@ def test_make_run_brings_the_system_up_and_stops_cleanly(tmp_path):
             token = json.loads(response.read())["token"]
         message = asyncio.run(_first_market_data(f"ws://127.0.0.1:{port}/ws/updates?token={token}"))
         assert message["payload"]["symbol"] in {"TSLA", "QQQ", "SPY", "NVDA"}
+        # Between bars the demo's prices tick: the one worker holds the synthetic stream.
+        quote = asyncio.run(
+            _first_market_data(f"ws://127.0.0.1:{port}/ws/updates?token={token}", "quote")
+        )
+        assert Decimal(quote["payload"]["price"]) > 0
+        streams = _get(f"{base}/api/v1/status", key)[1]["streams"]
+        assert streams["market_data"]["state"] == "live", streams
 
         # Bars keep arriving: the simulated market time moves on.
         time.sleep(5)

@@ -18,7 +18,8 @@ def test_a_worker_of_its_own_consumes_the_notifications_queue():
     assert "-Q notifications" in processes["notify"]
     # `make run` sets BEAT_IN_WORKER for its one trading worker: this one must not run a second
     # scheduler (every periodic job would run twice).
-    assert processes["notify"].startswith("env BEAT_IN_WORKER=false ")
+    assert processes["notify"].startswith("env BEAT_IN_WORKER=false STREAM_IN_WORKER=false ")
+    assert processes["research"].startswith("env BEAT_IN_WORKER=false STREAM_IN_WORKER=false ")
     # In production trading's worker consumes its own queue only: it never waits on a receiver.
     assert "-Q ${WORKER_QUEUES:-celery} " in processes["worker"]
     assert processes["telegram"] == "python manage.py telegram_poll"
@@ -27,14 +28,17 @@ def test_a_worker_of_its_own_consumes_the_notifications_queue():
 def test_make_run_delivers_from_its_one_worker_and_polls_telegram_only_with_a_token():
     from tradingrobot.launcher import default_processes, process_env, procfile_commands
 
-    assert default_processes({}) == ["ws", "worker", "stream"]
+    # The one worker also runs beat and the streams (a `stream` process would cost ~150 MB).
+    assert default_processes({}) == ["ws", "worker"]
     assert "telegram" in default_processes({"TELEGRAM_BOT_TOKEN": "123:abc"})
     assert set(default_processes({"TELEGRAM_BOT_TOKEN": "x"})) <= set(
         procfile_commands(ROOT / "Procfile")
     )
     env = process_env({}, "/x", ["ws", "worker"])
+    assert env["BEAT_IN_WORKER"] == env["STREAM_IN_WORKER"] == "true"
     assert env["WORKER_QUEUES"] == "celery,research,notifications"
     assert int(env["WORKER_CONCURRENCY"]) > 4  # threads to spare beside slow receivers
     # With the production set, each queue has its own worker and trading's keeps its own.
-    env = process_env({}, "/x", ["web", "ws", "worker", "research", "notify", "beat"])
+    env = process_env({}, "/x", ["web", "ws", "worker", "research", "notify", "beat", "stream"])
     assert "WORKER_QUEUES" not in env and "BEAT_IN_WORKER" not in env
+    assert "STREAM_IN_WORKER" not in env

@@ -183,6 +183,12 @@ class BaseBroker:
             if state is not None:
                 yield state
 
+    def orders_at_price(self, symbol: str, price: Decimal, at: datetime) -> Iterator[BrokerOrder]:
+        """A live price arrived (the `stream` process): the states of the orders it moves, for
+        the caller to record one at a time. A broker that runs its orders itself reports them
+        on its own stream: nothing here. The paper broker's legs and trailing stops react."""
+        return iter(())
+
     def _run(self, method: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """Run the interface coroutine `method` from synchronous code.
 

@@ -272,6 +272,13 @@ class PaperBroker(BaseBroker):
                     order, status="expired", reject_reason="day order expired at the close"
                 )
 
+    def orders_at_price(self, symbol: str, price: Decimal, at: datetime) -> Iterator[BrokerOrder]:
+        """Legs and trailing stops against a live price (a one-price path: the same rules as a
+        bar, core.protective). Plain resting limit/stop orders wait for the bar, as before."""
+        from trading.brokers import paper_exits
+
+        return paper_exits.exits_at_price(self, symbol, price, at)
+
     def _match_bars(self, order) -> BrokerOrder | None:
         """The order's state after the bars it has not seen yet, or None when none fills it.
         Which bar it has seen last (and whether its stop triggered) is kept on the order row."""

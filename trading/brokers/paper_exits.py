@@ -142,7 +142,15 @@ def exits_at_price(broker, symbol: str, price: Decimal, at: datetime):
         if group in seen:
             continue
         seen.add(group)
-        state = exits_on_path(broker, exit_group(order), PricePath.tick(Decimal(price)), at)
+        members = exit_group(order)
+        marks = [(m.hwm, m.stop_price) for m in members]
+        state = exits_on_path(broker, members, PricePath.tick(Decimal(price)), at)
+        moved = len(members) == 1 and marks[0] != (members[0].hwm, members[0].stop_price)
+        if state is None and moved:
+            # A trailing stop whose mark moved: reported, so it is recorded and published.
+            from trading.brokers.paper import _resting_state
+
+            state = _resting_state(members[0])
         if state is not None:
             yield state
 

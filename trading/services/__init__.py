@@ -11,7 +11,8 @@ risk checks, idempotency and the events hold on every path. Callers import from 
 - `order_send`: the send lease, the broker call, retries of orders whose answer never came.
 - `order_cancel`: cancel at the broker and locally, reject.
 - `fills`: record the broker's view of an order (fills: trade, position, cash; then status).
-- `bars`: after each collection: queued orders, resting paper orders, day-order expiry.
+- `bars`: after each collection: queued orders, resting paper orders, day-order expiry; and
+  after live prices: the paper broker's legs and trailing stops.
 - `reconcile`: compare with the broker and repair the local side.
 - `broker_updates`: order updates the broker pushes (its stream), and the poll standing in
   while the stream is down.
@@ -47,7 +48,7 @@ from trading.exceptions import (  # noqa: F401 - re-exported: callers catch them
     TradingHalted,
     UnknownSymbol,
 )
-from trading.services.bars import BarsResult, orders_process_bars
+from trading.services.bars import BarsResult, orders_at_live_prices, orders_process_bars
 from trading.services.broker_updates import order_record_update, orders_poll
 from trading.services.fills import order_record_broker_state
 from trading.services.kill_switch import (
@@ -79,6 +80,7 @@ __all__ = [
     "order_submit",
     "order_transition",
     "orders_poll",
+    "orders_at_live_prices",
     "orders_process_bars",
     "orders_refresh_open",
     "positions_flatten",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 
 from trading import selectors
 from trading.brokers import get_broker
@@ -79,3 +81,27 @@ def orders_process_bars() -> BarsResult:
         elif order.status == OrderStatus.EXPIRED:
             result.expired.append(str(order_id))
     return result
+
+
+def orders_at_live_prices(*, prices: list[tuple[str, Decimal, datetime]]) -> list[str]:
+    """Live prices arrived (`symbol, price, time`, from the `stream` process's market feed):
+    record what the broker reports they did to our open orders (the paper broker's legs and
+    trailing stops; nothing for a broker that runs its own). Returns the ids recorded."""
+    broker = get_broker()
+    recorded = []
+    for symbol, price, at in prices:
+        for state in broker.orders_at_price(symbol, price, at):
+            order_id = (
+                Order.objects.filter(client_order_id=state.client_order_id)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if order_id is None:
+                continue
+            try:
+                order_record_broker_state(order_id=order_id, state=state)
+            except DomainError as exc:
+                logger.warning("could not record order %s: %s", order_id, exc.message)
+                continue
+            recorded.append(str(order_id))
+    return recorded
