@@ -89,7 +89,7 @@ if STREAM_BACKOFF_MAX_SECONDS < STREAM_BACKOFF_MIN_SECONDS:
 # this old (wall-clock seconds since the stream received it), else at the last bar's close.
 LIVE_PRICE_MAX_AGE_SECONDS = env.float("LIVE_PRICE_MAX_AGE_SECONDS", default=15)
 # `market_data` quote and forming-bar events per symbol and second, at most (the latest wins).
-QUOTE_EVENTS_PER_SECOND = env.float("QUOTE_EVENTS_PER_SECOND", default=4)
+QUOTE_EVENTS_PER_SECOND = env.float("QUOTE_EVENTS_PER_SECOND", default=2)
 if QUOTE_EVENTS_PER_SECOND <= 0:
     raise ImproperlyConfigured("QUOTE_EVENTS_PER_SECOND must be above 0.")
 # Alpaca's market-data stream: feed "iex" (free) or "sip" (paid), and its full URL for tests or a
