@@ -37,6 +37,17 @@ logger = logging.getLogger(__name__)
 
 COMPLAINT_SECONDS = 10.0
 
+# The connection's bounds: a time limit to connect and close, keepalive pings, a frame size cap
+# and a bounded receive queue (alpaca-py's defaults wait 180 s for a pong and cap nothing).
+WEBSOCKET_PARAMS = {
+    "open_timeout": 10,
+    "close_timeout": 2,
+    "ping_interval": 10,
+    "ping_timeout": 20,
+    "max_size": 1 << 20,
+    "max_queue": 1024,
+}
+
 # Alpaca's documented stream error codes, with what to do about them.
 ERROR_HINTS = {
     400: "invalid syntax (a bug here: report it)",
@@ -170,7 +181,7 @@ class AlpacaDataSource(StreamSource):
         )
         stream = self._stream = _stream_class()(
             self.api_key, self.secret_key, raw_data=True, feed=DataFeed(self.feed),
-            url_override=self.url,
+            url_override=self.url, websocket_params=WEBSOCKET_PARAMS,
         )  # fmt: skip
         stream.subscribe_trades(self._on_trade, *self.symbols)
         stream.subscribe_quotes(self._on_quote, *self.symbols)
