@@ -17,8 +17,7 @@ def _broker_class(path: str) -> type[BaseBroker]:
 
 def broker_health() -> dict:
     """The configured broker's `health()` (no instance, no call to the broker)."""
-    path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)
-    broker_class = _broker_class(path)
+    broker_class = _configured_class()
     if not hasattr(broker_class, "health"):  # a third-party class not built on BaseBroker
         return {"name": settings.BROKER, "ok": True, "state": "ok", "detail": ""}
     return broker_class.health()
@@ -41,5 +40,4 @@ def _configured_class() -> type[BaseBroker]:
 
 def get_broker() -> BaseBroker:
     """A broker instance for the configured backend (`paper`, `alpaca` or a dotted path)."""
-    path = settings.BROKER_BACKENDS.get(settings.BROKER, settings.BROKER)
-    return _broker_class(path)()
+    return _configured_class()()
