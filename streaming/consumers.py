@@ -15,6 +15,7 @@ from streaming.fanout import (
     CLOSE_SERVICE_RESTART,
     FALLBACK_QUEUE_SIZE,
     RAW_SOCKET_SCOPE_KEY,
+    Batch,
     hub,
 )
 from streaming.watch import CLOSE_TOO_MANY_CONNECTIONS, CLOSE_UNAUTHORIZED, watch
@@ -113,28 +114,22 @@ class UpdatesConsumer(AsyncWebsocketConsumer):
 
     # --- called by the hub, synchronously, once per event: keep it cheap --------------------
 
-    def deliver(self, event_type: str, symbol: str, text: bytes, frame: bytes) -> None:
-        if (
-            self.symbols is not None
-            and event_type == events.MARKET_DATA
-            and symbol not in self.symbols
-        ):
-            return
+    def deliver(self, batch: Batch) -> None:
         if self.raw is not None:
-            if not self.raw.write(frame):
-                self.skipped += 1
+            count, frames = batch.frames(self.symbols)
+            if count and not self.raw.write(frames):
+                self.skipped += count  # the client sees a seq gap and re-fetches
             return
-        try:
-            self.outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            self.skipped += 1  # the client sees a seq gap and re-fetches
+        for text in batch.texts(self.symbols):
+            try:
+                self.outbox.put_nowait(text)
+            except asyncio.QueueFull:
+                self.skipped += 1
 
     def notify(self, type_: str, payload: dict) -> None:
         """A direct (seq 0) frame from the hub, e.g. that the stream is down."""
-        from streaming.fanout import ws_text_frame
-
         text = events.dumps(events.envelope(type_, payload, 0)).encode()
-        self.deliver(type_, "", text, ws_text_frame(text))
+        self.deliver(Batch([(type_, "", text)]))
 
     def restart(self) -> None:
         asyncio.ensure_future(self.close(code=CLOSE_SERVICE_RESTART))

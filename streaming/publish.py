@@ -23,9 +23,22 @@ from tradingrobot import redis_outage
 
 logger = logging.getLogger(__name__)
 
-# Wire format on the pub/sub channel: b"<type> <symbol>\n" + the JSON envelope, so that web
-# processes can route and filter without parsing JSON.
-HEADER_END = b"\n"
+# Wire format on the pub/sub channel: one message per publish call, holding its events in order,
+# each as two lines: b"<type> <symbol>" and the JSON envelope (compact JSON never holds a raw
+# newline). Web processes route and filter by the header without parsing JSON, and write one
+# call's events (a fill's three, a market-data tick's quotes) to each client in one send.
+LINE_END = b"\n"
+
+
+def wire_split(data: bytes) -> list[tuple[str, str, bytes]]:
+    """The `(type, symbol, envelope JSON)` of each event in one pub/sub message."""
+    lines = data.split(LINE_END)
+    found = []
+    for head, text in zip(lines[0::2], lines[1::2], strict=False):
+        type_, _, symbol = head.decode("utf-8", "replace").partition(" ")
+        found.append((type_, symbol, text))
+    return found
+
 
 # Called with each committed batch of events, after it is sent (notifications subscribes here).
 _subscribers: list[Callable[[list[tuple[str, dict[str, Any]]]], None]] = []
@@ -78,8 +91,9 @@ def send_many_now(items: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any
             # `seq` is the envelope's last key: Redis splices the number in between head and tail.
             cut = text.rindex('"seq":') + len('"seq":')
             symbol = str(payload.get("symbol") or "") if type_ == events.MARKET_DATA else ""
-            head = f"{type_} {symbol}".encode() + HEADER_END + text[:cut].encode()
-            tail = text[cut:].removeprefix("0").encode()
+            symbol = "".join(symbol.split())  # the header is one line
+            head = f"{type_} {symbol}".encode() + LINE_END + text[:cut].encode()
+            tail = text[cut:].removeprefix("0").encode() + LINE_END
             messages.append(message)
             wire.append((stream_of(type_, payload), head, tail))
         for message, seq in zip(messages, publish_many_with_seq(wire), strict=True):

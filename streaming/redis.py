@@ -11,19 +11,21 @@ from functools import cache
 import redis
 from django.conf import settings
 
-# For each event: INCR its stream's sequence and PUBLISH the envelope, all in one atomic step,
-# so that the order of sequence numbers is the order in which every subscriber receives the
+# For each event: INCR its stream's sequence and splice the number into its envelope; then
+# PUBLISH them all as one message (streaming.publish: the wire format), in one atomic step, so
+# that the order of sequence numbers is the order in which every subscriber receives the
 # messages, even with many publishing processes. KEYS are the events' sequence keys, then the
 # channel; ARGV holds each envelope as two parts, up to `"seq":` and the rest. Several events in
 # one call cost one round trip (an order's fill publishes three).
 _PUBLISH_LUA = """
 local channel = KEYS[#KEYS]
-local seqs = {}
+local seqs, parts = {}, {}
 for i = 1, #KEYS - 1 do
   local seq = redis.call('INCR', KEYS[i])
-  redis.call('PUBLISH', channel, ARGV[2 * i - 1] .. seq .. ARGV[2 * i])
+  parts[i] = ARGV[2 * i - 1] .. seq .. ARGV[2 * i]
   seqs[i] = seq
 end
+redis.call('PUBLISH', channel, table.concat(parts))
 return seqs
 """
 
@@ -53,6 +55,8 @@ def _publish_script():
 
 def publish_many_with_seq(messages: list[tuple[str, bytes, bytes]]) -> list[int]:
     """Publish several `(stream, head, tail)` messages in order, in one round trip."""
+    if not messages:
+        return []
     keys = [seq_key(stream) for stream, _head, _tail in messages] + [stream_channel()]
     args = [part for _stream, head, tail in messages for part in (head, tail)]
     # redis-py's Script reloads itself after NOSCRIPT (e.g. after a Redis restart).

@@ -17,7 +17,7 @@ import pytest
 from websockets.sync.client import connect
 
 from streaming import events
-from streaming.publish import send_now
+from streaming.publish import send_many_now, send_now
 from streaming.tokens import token_issue
 from trading.models import ApiKey
 
@@ -149,3 +149,44 @@ def test_a_stalled_client_skips_messages_and_never_delays_the_others(daphne_fact
         assert after[0]["seq"] == seqs[-1] + 1 > received[-1]["seq"] + 1
     finally:
         stalled.close()
+
+
+def test_the_events_of_one_publish_reach_each_client_in_order_and_filtered(daphne_factory, token):
+    """A fill's events (or a tick's quotes) are one message on Redis and one write per client;
+    each client still gets its own selection as separate messages, in order, with their seqs,
+    and a symbol that could break the framing (a newline) breaks nothing."""
+    web = daphne_factory()
+    url = f"ws://127.0.0.1:{web.port}/ws/updates?token={token}"
+    with connect(url) as everything, connect(url) as spy_only:
+        _hello(everything)
+        _hello(spy_only)
+        spy_only.send('{"action":"subscribe","symbols":["SPY"]}')
+        assert json.loads(spy_only.recv(timeout=5))["payload"]["subscribed"] == ["SPY"]
+        sent = send_many_now(
+            [
+                (events.MARKET_DATA, {"kind": "quote", "symbol": "QQQ", "price": "1"}),
+                (events.MARKET_DATA, {"kind": "quote", "symbol": "SPY", "price": "2"}),
+                (events.ORDER_UPDATE, {"id": "o-9", "status": "filled"}),
+                (events.MARKET_DATA, {"kind": "quote", "symbol": "SP\nY x", "price": "3"}),
+            ]
+        )
+        assert all(sent)
+        send_now(events.ORDER_UPDATE, {"id": "o-10", "status": "new"})
+
+        got = [json.loads(everything.recv(timeout=5)) for _ in range(5)]
+        assert got == sent + [got[-1]]  # the same envelopes as published, seqs included
+        assert [m["payload"].get("symbol") or m["payload"]["id"] for m in got] == [
+            "QQQ",
+            "SPY",
+            "o-9",
+            "SP\nY x",
+            "o-10",
+        ]
+        filtered = [json.loads(spy_only.recv(timeout=5)) for _ in range(3)]
+        assert [m["payload"].get("symbol") or m["payload"]["id"] for m in filtered] == [
+            "SPY",
+            "o-9",
+            "o-10",
+        ]
+        assert filtered[:2] == [got[1], got[2]]
+        assert filtered[2]["seq"] == got[2]["seq"] + 1  # the events stream has no gap

@@ -14,6 +14,8 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
+from streaming.publish import wire_split
+
 SYMBOLS = ["SPY", "QQQ", "TSLA", "NVDA", "AAPL"]
 
 
@@ -49,9 +51,9 @@ class MarketDataListener:
             message = self._pubsub.get_message(timeout=0.05)
             if not message or message["type"] != "message":
                 continue
-            head, _, body = message["data"].partition(b"\n")
-            if head.startswith(b"market_data "):
-                self.events.append(json.loads(body))
+            for type_, _symbol, text in wire_split(message["data"]):
+                if type_ == "market_data":
+                    self.events.append(json.loads(text))
         return self.events
 
     def payloads(self, kind: str, symbol: str | None = None) -> list[dict]:

@@ -110,6 +110,7 @@ def test_a_lost_lease_closes_the_connection_at_once(alpaca, alpaca_stream, start
 def test_status_health_and_events_report_the_stream(
     alpaca, alpaca_stream, start_runner, reader, anonymous
 ):
+    from streaming.publish import wire_split
     from streaming.redis import client, stream_channel
 
     pubsub = client().pubsub()
@@ -137,9 +138,10 @@ def test_status_health_and_events_report_the_stream(
     states = []
     while (message := pubsub.get_message(timeout=0.5)) is not None or not states:
         if message and message["type"] == "message":
-            envelope = json.loads(message["data"].split(b"\n", 1)[1])
-            if envelope["type"] == "status" and "streams" in envelope["payload"]:
-                states.append(envelope["payload"]["streams"]["trade_updates"]["state"])
+            for _type, _symbol, text in wire_split(message["data"]):
+                envelope = json.loads(text)
+                if envelope["type"] == "status" and "streams" in envelope["payload"]:
+                    states.append(envelope["payload"]["streams"]["trade_updates"]["state"])
         if message is None and states:
             break
     pubsub.close()

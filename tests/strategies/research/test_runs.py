@@ -13,6 +13,7 @@ import redis as redis_lib
 from strategies.research.models import ResearchRun, RunStatus
 from strategies.research.services import Principal, run_cancel, run_execute
 from strategies.services import strategy_backtest
+from streaming.publish import wire_split
 from streaming.redis import stream_channel
 
 
@@ -185,15 +186,12 @@ def test_progress_events_reach_the_stream(reader, config, market, settings):
     while time.monotonic() < deadline:
         message = subscriber.get_message(timeout=0.2)
         if message and message["type"] == "message":
-            text = (
-                message["data"].split(b"\n", 1)[-1] if b"\n" in message["data"] else message["data"]
-            )
-            start = text.index(b"{")
-            envelope = json.loads(text[start:])
-            if envelope["type"] == "research_progress" and envelope["payload"]["id"] == run_id:
-                events.append(envelope["payload"])
-                if envelope["payload"]["status"] == "done":
-                    break
+            envelopes = [json.loads(text) for _t, _s, text in wire_split(message["data"])]
+            for envelope in envelopes:
+                if envelope["type"] == "research_progress" and envelope["payload"]["id"] == run_id:
+                    events.append(envelope["payload"])
+            if events and events[-1]["status"] == "done":
+                break
     subscriber.close()
     statuses = [e["status"] for e in events]
     assert statuses[0] == "running" and statuses[-1] == "done"
