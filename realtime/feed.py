@@ -8,9 +8,11 @@ thread so a slow Redis never stalls the socket's reading. While a write is in fl
 overwrite the state, so the work is bounded by the number of symbols, never by the tick rate:
 
 - the price store (realtime.prices) gets the latest price of each symbol that changed;
-- each symbol's `quote` event and `bar_forming` event go out at most QUOTE_EVENTS_PER_SECOND
-  times a second each: the first at once, then the latest value when the interval is over (a
-  burst of 100 ticks in 100 ms is two events, the second with the last price).
+- the `quote` and `bar_forming` events go out together, at most QUOTE_EVENTS_PER_SECOND times
+  a second, each time the latest of every symbol that changed since: the first at once, then
+  when the interval is over (a burst of 100 ticks in 100 ms is two events per kind, the second
+  with the last price). One publish for all symbols is one message to each client's socket
+  (streaming.fanout), where a rate per symbol, with its own timing, would be one per symbol.
 
 The forming bar is built from trades (as exchange bars are; quotes move bid/ask only), in
 5-minute buckets of the trades' own times. After a (re)connect in the middle of a bar it holds
@@ -127,7 +129,7 @@ class MarketFeed:
         # (kind, symbol) with a change not yet published; the payload is built when it goes out,
         # from the state then (the latest wins, and a tick costs no encoding).
         self._pending: set[tuple[str, str]] = set()
-        self._last_sent: dict[tuple[str, str], float] = {}
+        self._last_sent = -math.inf
         self._wake = asyncio.Event()
         self._stopping = False
         self.events_sent = 0  # counted for tests and status
@@ -232,19 +234,18 @@ class MarketFeed:
         """The prices to store, the events due now, and when the next one is due (monotonic)."""
         prices = [self._live[s] for s in sorted(self._dirty)]
         self._dirty.clear()
-        due, next_due = [], None
-        for key in sorted(self._pending):
-            ready_at = self._last_sent.get(key, -math.inf) + self.interval
-            if ready_at <= now:
-                self._pending.discard(key)
-                kind, symbol = key
-                due.append(
-                    self._quote_payload(symbol) if kind == "quote" else self._bar_payload(symbol)
-                )
-                self._last_sent[key] = now
-            else:
-                next_due = ready_at if next_due is None else min(next_due, ready_at)
-        return prices, due, next_due
+        if not self._pending:
+            return prices, [], None
+        ready_at = self._last_sent + self.interval
+        if ready_at > now:
+            return prices, [], ready_at
+        due = [
+            self._quote_payload(symbol) if kind == "quote" else self._bar_payload(symbol)
+            for kind, symbol in sorted(self._pending)
+        ]
+        self._pending.clear()
+        self._last_sent = now
+        return prices, due, None
 
     def _write(self, prices: list[LivePrice], due: list[dict]) -> None:
         from streaming import events
@@ -297,7 +298,7 @@ class MarketFeed:
     def stop(self) -> None:
         """Let `run()` finish: pending events are sent once more, regardless of the rate."""
         self._stopping = True
-        self._last_sent.clear()
+        self._last_sent = -math.inf
         self._wake.set()
 
 
