@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_postrun, task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
 # Celery's Django fixup runs Django's system checks when a worker or beat starts; they import
@@ -15,6 +15,20 @@ os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 app = Celery("tradingrobot")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def connections_by_age(sender=None, **_kwargs) -> None:
+    """Around each task, what Django does around each request: close this thread's database
+    connections that are broken or older than CONN_MAX_AGE (0: every time), keep the others
+    (CELERY_DB_REUSE_MAX in settings says why Celery's own closing is held back). Never inside
+    a caller's transaction (an eager task)."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_ready.connect

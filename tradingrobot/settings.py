@@ -187,6 +187,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes every database connection before and after each task unless this
+# is set: a new PostgreSQL connection per task (a server process forked, authentication), which
+# cost the `notify` worker most of its CPU per delivery (bench/notify.py). With it, the fixup
+# closes them only every this many tasks, and tradingrobot.celery closes the ones that are broken
+# or older than CONN_MAX_AGE around each task, as Django does around each request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Auth, sessions ------------------------------------------------------------------------------
