@@ -417,6 +417,11 @@ def daily_summary_build(*, day=None) -> Notice | None:
     session = trading_selectors.session_current() or trading_selectors.session_latest()
     if session is None:
         return None
+    # Fills carry wall-clock times (also under the simulated clock), snapshots market time: today's
+    # trades are those of today's wall-clock date, as the dashboard counts them
+    # (tradingrobot.api.selectors.overview_get); the two dates differ only under the simulated
+    # clock outside New York's trading hours.
+    trades_day = day or timezone.now().astimezone(NEW_YORK).date()
     day = day or market_now().astimezone(NEW_YORK).date()
     start = datetime.combine(day, time(0), NEW_YORK)
     end = start + timedelta(days=1)
@@ -439,7 +444,12 @@ def daily_summary_build(*, day=None) -> Notice | None:
         peak = max(peak, value)
         if peak > 0:
             drawdown = max(drawdown, (peak - value) / peak)
-    trades = Trade.objects.filter(session=session, executed_at__gte=start, executed_at__lt=end)
+    trades_start = datetime.combine(trades_day, time(0), NEW_YORK)
+    trades = Trade.objects.filter(
+        session=session,
+        executed_at__gte=trades_start,
+        executed_at__lt=trades_start + timedelta(days=1),
+    )
     count = trades.count()
     curve = [float(v) for v in [previous, *snapshots]]
     if len(curve) > 400:  # a chart 640 pixels wide needs no more
