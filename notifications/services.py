@@ -168,8 +168,9 @@ def _wants(channel: Channel, notice: Notice) -> bool:
     return SEVERITY_RANK.get(notice.severity, 0) >= SEVERITY_RANK.get(channel.min_severity, 0)
 
 
-def notices_dispatch(notices: list[dict]) -> list[int]:
-    """One Delivery per (notice, matching channel); returns the ids to attempt. A notice already
+def notices_dispatch(notices: list[dict]) -> list[tuple[int, int]]:
+    """One Delivery per (notice, matching channel); returns the ones to attempt, as (delivery
+    id, channel id). A notice already
     recorded for a channel (published twice, a batch drained again) is not recorded again; a
     delivery not attempted yet is returned again, which is harmless (attempts claim a lease)."""
     channels = list(Channel.objects.filter(enabled=True))
@@ -212,7 +213,7 @@ def notices_dispatch(notices: list[dict]) -> list[int]:
             lease_until__isnull=True,
         )
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "channel_id")
     )
 
 

@@ -18,8 +18,8 @@ def _deliver_later(delivery_id: int, delay: float | None) -> None:
         deliver.apply_async(args=[delivery_id], countdown=delay, queue="notifications")
 
 
-@shared_task(name="notifications.deliver", ignore_result=True)
-def deliver(delivery_id: int) -> None:
+def attempt(delivery_id: int) -> None:
+    """One attempt; the next one, when there is one, is a `deliver` task due after its delay."""
     from notifications.services import delivery_attempt
 
     try:
@@ -32,6 +32,12 @@ def deliver(delivery_id: int) -> None:
         delay = settings.NOTIFICATIONS_TIMEOUT_SECONDS + 31
     if delay is not None:
         _deliver_later(delivery_id, delay)
+
+
+@shared_task(name="notifications.deliver", ignore_result=True)
+def deliver(delivery_id: int) -> None:
+    """A retry (or a delivery the sweep found overdue): `attempt`."""
+    attempt(delivery_id)
 
 
 @shared_task(name="notifications.sweep", ignore_result=True)

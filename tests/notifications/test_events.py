@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time as time_module
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
@@ -166,7 +168,7 @@ def test_filters_severity_events_and_quiet_hours(db):
     ]
     # The same notices again (published twice, a batch drained again): no new deliveries.
     assert notices_dispatch([fill, halt]) == first and Delivery.objects.count() == 4
-    Delivery.objects.filter(pk=first[0]).update(status=DeliveryStatus.DELIVERED, attempts=1)
+    Delivery.objects.filter(pk=first[0][0]).update(status=DeliveryStatus.DELIVERED, attempts=1)
     assert notices_dispatch([fill, halt]) == first[1:]  # a delivered one is never sent again
 
 
@@ -174,7 +176,7 @@ def test_telegram_429_waits_its_retry_after_and_errors_hide_the_token(telegram_a
     fake = telegram_api
     channel = _channel(kind="telegram", target="4242", secret=TOKEN)
     notice = ev.Notice("order.filled:9", "order.filled", "info", "Filled", "x").as_dict()
-    [delivery_id] = notices_dispatch([notice])
+    [(delivery_id, _)] = notices_dispatch([notice])
     fake.rate_limit_next = 1
     delay = delivery_attempt(delivery_id=delivery_id)
     assert 1.0 <= delay <= 1.3
@@ -190,7 +192,7 @@ def test_telegram_429_waits_its_retry_after_and_errors_hide_the_token(telegram_a
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 2
     channel.secret = "999:BBH-wrong-token-for-tests-only_xyz"
     channel.save()
-    [other] = notices_dispatch([{**notice, "id": "order.filled:10"}])
+    [(other, _)] = notices_dispatch([{**notice, "id": "order.filled:10"}])
     _redis().delete(_key(f"rate:{channel.pk}"))
     assert delivery_attempt(delivery_id=other) is None  # 401: permanent, not retried
     failed = Delivery.objects.get(pk=other)
@@ -203,7 +205,7 @@ def test_retries_are_bounded_and_back_off(db, settings):
     settings.NOTIFICATIONS_TIMEOUT_SECONDS = 1
     _channel(target="http://127.0.0.1:9/nobody-listens")
     notice = ev.Notice("order.filled:11", "order.filled", "info", "Filled", "x").as_dict()
-    [delivery_id] = notices_dispatch([notice])
+    [(delivery_id, _)] = notices_dispatch([notice])
     delays = []
     for _ in range(3):
         Delivery.objects.filter(pk=delivery_id).update(next_attempt_at=timezone.now())
@@ -216,7 +218,7 @@ def test_retries_are_bounded_and_back_off(db, settings):
 def test_a_claimed_delivery_is_not_sent_twice(db):
     _channel()
     notice = ev.Notice("order.filled:12", "order.filled", "info", "Filled", "x").as_dict()
-    [delivery_id] = notices_dispatch([notice])
+    [(delivery_id, _)] = notices_dispatch([notice])
     Delivery.objects.filter(pk=delivery_id).update(
         lease_until=timezone.now() + timedelta(seconds=30)
     )  # another worker is sending it right now
@@ -254,3 +256,45 @@ def test_a_malformed_notice_or_a_bad_channel_row_never_blocks_the_inbox(db, queu
     assert inbox.drain_once("me") == 3
     assert list(Delivery.objects.values_list("event_id", flat=True)) == ["order.filled:13"]
     assert queue() == []  # the batch left the inbox
+
+
+def test_senders_keep_a_slow_channel_to_its_concurrency_and_the_others_moving(
+    monkeypatch, settings
+):
+    """The notify worker's own senders: a channel whose receiver hangs holds at most
+    NOTIFICATIONS_CHANNEL_CONCURRENCY threads; its other deliveries wait without a thread, the
+    next channel's go at once, and the waiting ones go when the receiver answers."""
+    import threading
+
+    from notifications import inbox
+
+    settings.NOTIFICATIONS_CHANNEL_CONCURRENCY = 2
+    release = threading.Event()
+    lock = threading.Lock()
+    running, most, done = Counter(), Counter(), []
+
+    def send(delivery_id: int) -> None:
+        channel = delivery_id // 100
+        with lock:
+            running[channel] += 1
+            most[channel] = max(most[channel], running[channel])
+        if channel == 1:
+            release.wait(10)  # the slow receiver
+        with lock:
+            running[channel] -= 1
+            done.append(delivery_id)
+
+    monkeypatch.setattr(inbox, "_send", send)
+    senders = inbox.Senders(threads=4)
+    senders.submit([(100 + n, 1) for n in range(6)] + [(200 + n, 2) for n in range(3)])
+    deadline = time_module.monotonic() + 5
+    while sorted(d for d in done if d >= 200) != [200, 201, 202]:
+        assert time_module.monotonic() < deadline, done
+        time_module.sleep(0.01)
+    assert not [d for d in done if d < 200] and most[1] == 2  # the slow one: 2 threads, no more
+    release.set()
+    while len(done) < 9:
+        assert time_module.monotonic() < deadline + 5, done
+        time_module.sleep(0.01)
+    assert sorted(d for d in done if d < 200) == list(range(100, 106))  # each once
+    assert most[1] == 2 and most[2] <= 2
