@@ -8,7 +8,8 @@ the ORM converts them (Decimal quantized to the field's places, aware datetimes,
 caller cannot tell the difference (tests/trading/test_hot_path_sql.py compares them).
 
 `commit_unflushed()` is a transaction that does not wait for the disk (for bookkeeping a crash
-may lose without harm: the notification delivery log).
+may lose without harm: the notification delivery log); `unflushed_write()` is one such write, a
+single round trip on a connection `unflushed_session()` set so.
 
 `save_existing` is `instance.save()` for a row that exists (the order and position of a fill,
 locked by the caller): the same auto_now stamps and the same pre_save/post_save signals, so the
@@ -214,4 +215,42 @@ def commit_unflushed() -> Iterator[None]:
         if outermost and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
+
+
+# The DB-API connection `unflushed_session` set, on Django's connection wrapper.
+_UNFLUSHED_SESSION = "_unflushed_session"
+
+
+def unflushed_session() -> None:
+    """Set this thread's PostgreSQL connection to commit without waiting for the disk for as long
+    as it lives (session-level `synchronous_commit = off`), so that `unflushed_write` needs no
+    transaction of its own. Only for threads that write nothing but bookkeeping (the notification
+    senders, notifications.inbox); they call it before each use, as a new connection starts
+    flushed again. Elsewhere (SQLite, inside a transaction), nothing."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    connection.ensure_connection()
+    if getattr(connection, _UNFLUSHED_SESSION, None) is connection.connection:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    setattr(connection, _UNFLUSHED_SESSION, connection.connection)
+
+
+@contextmanager
+def unflushed_write() -> Iterator[None]:
+    """Around one write statement that need not wait for the disk: on a connection set by
+    `unflushed_session` it commits by itself (one round trip, where `commit_unflushed` takes
+    four: BEGIN, SET LOCAL, the statement, COMMIT); anywhere else it is `commit_unflushed()`."""
+    connection = transaction.get_connection()
+    if (
+        not connection.in_atomic_block
+        and connection.connection is not None
+        and getattr(connection, _UNFLUSHED_SESSION, None) is connection.connection
+    ):
+        yield
+        return
+    with commit_unflushed():
         yield

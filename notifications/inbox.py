@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.sql import unflushed_session
 from notifications.events import Notice
 from notifications.services import _key, _redis
 
@@ -114,6 +115,7 @@ def _send(delivery_id: int) -> None:
 
     close_old_connections()  # as Celery's threads do around a task (tradingrobot.celery)
     try:
+        unflushed_session()  # these threads write nothing but delivery bookkeeping
         attempt(delivery_id)
     except Exception:  # noqa: BLE001 - a sender thread must go on to the next delivery
         logger.exception("delivery %s: could not be attempted; the sweep will find it", delivery_id)

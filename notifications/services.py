@@ -13,9 +13,10 @@ NOTIFICATIONS_MAX_ATTEMPTS. A beat job re-enqueues deliveries whose retry is ove
 that died holding one, a lost message).
 
 An attempt's bookkeeping (its claim and its outcome) commits without waiting for the disk
-(`core.sql.commit_unflushed`), so a burst of deliveries never queues order commits behind its
-fsyncs; a database crash can lose at most the last moments of it, which means one more attempt of
-a message, and receivers dedupe that by its idempotency key. Creating the deliveries is an
+(`core.sql.unflushed_write`: one statement each on the senders' connections), so a burst of
+deliveries never queues order commits behind its fsyncs; a database crash can lose at most the
+last moments of it, which means one more attempt of a message, and receivers dedupe that by its
+idempotency key. Creating the deliveries is an
 ordinary commit: the inbox is trimmed only after it, and an event must not be lost.
 """
 
@@ -35,7 +36,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.sql import commit_unflushed
+from core.sql import unflushed_write
 from notifications import chart
 from notifications import events as ev
 from notifications.channels import BACKENDS, get_backend
@@ -287,7 +288,7 @@ def _unclaim(delivery_id: int, wait: float) -> float:
 
 def _record(delivery_id: int, **changes) -> int:
     """Update one delivery's bookkeeping (module docstring: not waiting for the disk)."""
-    with commit_unflushed():
+    with unflushed_write():
         return Delivery.objects.filter(pk=delivery_id).update(**changes)
 
 
@@ -296,7 +297,7 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
     to send), else the seconds after which to try again."""
     now = timezone.now()
     lease = settings.NOTIFICATIONS_TIMEOUT_SECONDS + 30
-    with commit_unflushed():
+    with unflushed_write():
         claimed = (
             Delivery.objects.filter(
                 pk=delivery_id,
