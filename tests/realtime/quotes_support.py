@@ -43,6 +43,7 @@ class MarketDataListener:
         self._pubsub.subscribe(stream_channel())
         self._pubsub.get_message(timeout=1)  # the subscribe confirmation
         self.events: list[dict] = []
+        self.batches: list[list[dict]] = []  # per pub/sub message, its market_data events
 
     def collect(self, seconds: float) -> list[dict]:
         """Read for `seconds`; every market_data envelope seen so far."""
@@ -51,9 +52,14 @@ class MarketDataListener:
             message = self._pubsub.get_message(timeout=0.05)
             if not message or message["type"] != "message":
                 continue
-            for type_, _symbol, text in wire_split(message["data"]):
-                if type_ == "market_data":
-                    self.events.append(json.loads(text))
+            batch = [
+                json.loads(text)
+                for type_, _symbol, text in wire_split(message["data"])
+                if type_ == "market_data"
+            ]
+            self.events += batch
+            if batch:
+                self.batches.append(batch)
         return self.events
 
     def payloads(self, kind: str, symbol: str | None = None) -> list[dict]:

@@ -56,7 +56,9 @@ def test_a_burst_of_100_ticks_in_100_ms_is_a_few_events_and_the_last_price_wins(
     assert price_get("SPY").price == Decimal("500.99")
 
 
-def test_rate_is_per_symbol_and_per_kind():
+def test_all_symbols_go_out_together_at_the_rate():
+    """Every symbol that changed goes out in the same publish (one message per client socket),
+    at most `events_per_second` times a second, each with its own per-symbol seq stream."""
     feed = MarketFeed(events_per_second=2)
     ticks = []
     for i in range(20):
@@ -74,6 +76,16 @@ def test_rate_is_per_symbol_and_per_kind():
         assert quotes[-1]["price"] == "119"
     seqs = [e["seq"] for e in listener.events if e["payload"]["symbol"] == "SPY"]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # one seq stream per symbol
+    # One publish per writer tick, not one per symbol and kind: at most 4 at 2 per second, plus
+    # the last one when the feed stops; each has at most one event per (kind, symbol), and
+    # those that came while both symbols moved carry both.
+    assert len(listener.batches) <= 5
+    for batch in listener.batches:
+        keys = [(e["payload"]["kind"], e["payload"]["symbol"]) for e in batch]
+        assert len(keys) == len(set(keys))
+    assert any(
+        {e["payload"]["symbol"] for e in batch} == {"SPY", "QQQ"} for batch in listener.batches
+    )
 
 
 def test_forming_bar_follows_the_trades_of_its_5_minute_bucket():
