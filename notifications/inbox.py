@@ -84,6 +84,7 @@ class Senders:
         self._lock = threading.Lock()
         self._waiting: dict[int, deque[int]] = defaultdict(deque)
         self._running: Counter[int] = Counter()
+        self._stopping = False
 
     def submit(self, deliveries: list[tuple[int, int]]) -> None:
         """Attempt each (delivery id, channel id) once, in order per channel."""
@@ -101,13 +102,21 @@ class Senders:
             _send(delivery_id)
             with self._lock:
                 queue = self._waiting.get(channel_id)
-                if not queue:
+                if not queue or self._stopping:
                     self._waiting.pop(channel_id, None)
                     self._running[channel_id] -= 1
                     if not self._running[channel_id]:
                         del self._running[channel_id]
                     return
                 delivery_id = queue.popleft()
+
+    def stop(self) -> None:
+        """Shutting down: finish the attempts under way, start no more. What was waiting stays
+        pending in the database, where the beat sweep finds it."""
+        with self._lock:
+            self._stopping = True
+            self._waiting.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _send(delivery_id: int) -> None:
@@ -198,9 +207,14 @@ def start_drainer() -> None:
 
 
 def stop_drainer(timeout: float = 5) -> None:
+    global _senders
     _stop.set()
     if _thread is not None:
         _thread.join(timeout)
+    with _senders_lock:
+        if _senders is not None:
+            _senders.stop()
+            _senders = None
 
 
 def wait_empty(timeout: float = 10) -> bool:

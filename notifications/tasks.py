@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,16 @@ def _on_worker_ready(sender=None, **kwargs) -> None:
     if "notifications" not in queues:
         return
     inbox.start_drainer()
+    worker_shutdown.connect(_on_worker_shutdown, weak=False)
 
     try:
         channels_sync_from_env()
     except ImproperlyConfigured as exc:
         logger.error("notification channels from the environment: %s", exc)
+
+
+def _on_worker_shutdown(**_kwargs) -> None:
+    """Stop draining and let the senders finish what they are sending (no more)."""
+    from notifications import inbox
+
+    inbox.stop_drainer()

@@ -298,3 +298,28 @@ def test_senders_keep_a_slow_channel_to_its_concurrency_and_the_others_moving(
         time_module.sleep(0.01)
     assert sorted(d for d in done if d < 200) == list(range(100, 106))  # each once
     assert most[1] == 2 and most[2] <= 2
+
+
+def test_senders_stopping_finish_the_attempt_under_way_and_start_no_more(monkeypatch, settings):
+    """A worker shutting down does not work through a dead receiver's backlog first: what waits
+    stays pending in the database for the beat sweep."""
+    import threading
+
+    from notifications import inbox
+
+    settings.NOTIFICATIONS_CHANNEL_CONCURRENCY = 1
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def send(delivery_id: int) -> None:
+        started.set()
+        release.wait(5)
+        done.append(delivery_id)
+
+    monkeypatch.setattr(inbox, "_send", send)
+    senders = inbox.Senders(threads=2)
+    senders.submit([(1, 7), (2, 7), (3, 7)])
+    assert started.wait(5)
+    senders.stop()
+    release.set()
+    senders._pool.shutdown(wait=True)
+    assert done == [1]
