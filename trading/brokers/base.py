@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -225,3 +225,56 @@ class BaseBroker:
 
     async def get_clock(self) -> BrokerClock:
         raise NotImplementedError
+
+
+class SyncBroker(BaseBroker):
+    """A broker whose work is synchronous (database rows, a blocking HTTP client): it implements
+    `_get_account`, `_get_positions`, `_get_orders`, `_get_order_by_client_id`, `_submit_order`,
+    `_cancel_order` and `_get_clock`. The async interface hands each to Django's database thread;
+    `_run` calls it directly on the caller's thread (inside its transaction), without
+    async_to_sync's two thread hops. A subclass that overrides an interface method (e.g. to
+    inject faults) still gets its override called."""
+
+    def _run(self, method, /, *args: Any, **kwargs: Any) -> Any:
+        name = method.__name__
+        if getattr(method, "__func__", None) is _SYNC_INTERFACE.get(name):
+            return getattr(self, f"_{name}")(*args, **kwargs)
+        return super()._run(method, *args, **kwargs)
+
+    async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
+        return await sync_to_async(self._get_account)(session_id=session_id)
+
+    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
+        return await sync_to_async(self._get_positions)(session_id=session_id)
+
+    async def get_orders(
+        self, *, status: str = "open", session_id: int | None = None
+    ) -> list[BrokerOrder]:
+        return await sync_to_async(self._get_orders)(status=status, session_id=session_id)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        return await sync_to_async(self._get_order_by_client_id)(client_order_id)
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        return await sync_to_async(self._submit_order)(request)
+
+    async def cancel_order(self, broker_order_id: str) -> None:
+        return await sync_to_async(self._cancel_order)(broker_order_id)
+
+    async def get_clock(self) -> BrokerClock:
+        return await sync_to_async(self._get_clock)()
+
+
+# SyncBroker's interface methods as defined there, to recognize an override.
+_SYNC_INTERFACE = {
+    name: getattr(SyncBroker, name)
+    for name in (
+        "get_account",
+        "get_positions",
+        "get_orders",
+        "get_order_by_client_id",
+        "submit_order",
+        "cancel_order",
+        "get_clock",
+    )
+}

@@ -14,15 +14,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from core import protective
 from marketdata import calendar
 from trading.brokers.base import (
-    BaseBroker,
     BrokerAccount,
     BrokerClock,
     BrokerError,
@@ -30,6 +27,7 @@ from trading.brokers.base import (
     BrokerPosition,
     Fill,
     OrderRequest,
+    SyncBroker,
 )
 
 CENT = Decimal("0.0001")
@@ -95,7 +93,7 @@ def _resting_state(order, **state) -> BrokerOrder:
     return replace(broker_order_of(order), **state)
 
 
-class PaperBroker(BaseBroker):
+class PaperBroker(SyncBroker):
     name = "paper"
     positions_are_independent = False  # they are our Position rows
     protective_orders = True  # legs and trailing stops matched by paper_exits
@@ -103,38 +101,6 @@ class PaperBroker(BaseBroker):
     def __init__(self) -> None:
         self.slippage_bps = settings.PAPER_SLIPPAGE_BPS
         self.fee_per_order = settings.PAPER_FEE_PER_ORDER
-
-    # The work is synchronous database access: `_run` runs it on the caller's thread (inside
-    # its transaction), and the async interface methods hand it to Django's database thread.
-    # A subclass that overrides an interface method (e.g. to inject faults) still gets it called.
-    def _run(self, method, /, *args: Any, **kwargs: Any) -> Any:
-        name = method.__name__
-        if getattr(method, "__func__", None) is _INTERFACE.get(name):
-            return getattr(self, f"_{name}")(*args, **kwargs)
-        return super()._run(method, *args, **kwargs)
-
-    async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
-        return await sync_to_async(self._get_account)(session_id=session_id)
-
-    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
-        return await sync_to_async(self._get_positions)(session_id=session_id)
-
-    async def get_orders(
-        self, *, status: str = "open", session_id: int | None = None
-    ) -> list[BrokerOrder]:
-        return await sync_to_async(self._get_orders)(status=status, session_id=session_id)
-
-    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
-        return await sync_to_async(self._get_order_by_client_id)(client_order_id)
-
-    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        return await sync_to_async(self._submit_order)(request)
-
-    async def cancel_order(self, broker_order_id: str) -> None:
-        return self._cancel_order(broker_order_id)
-
-    async def get_clock(self) -> BrokerClock:
-        return await sync_to_async(self._get_clock)()
 
     def _get_account(self, *, session_id: int | None = None) -> BrokerAccount:
         cash, positions = _session_state(session_id)
@@ -373,18 +339,3 @@ class PaperBroker(BaseBroker):
             if not buy and high >= limit_price:
                 return BarMatch(max(limit_price, open_), triggered)
         return BarMatch(None, triggered)
-
-
-# The interface methods as defined here, to recognize an override (a subclass or a patch).
-_INTERFACE = {
-    name: getattr(PaperBroker, name)
-    for name in (
-        "get_account",
-        "get_positions",
-        "get_orders",
-        "get_order_by_client_id",
-        "submit_order",
-        "cancel_order",
-        "get_clock",
-    )
-}

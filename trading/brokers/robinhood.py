@@ -39,13 +39,13 @@ from django.db.models import Min
 from django.utils import timezone
 
 from trading.brokers.base import (
-    BaseBroker,
     BrokerAccount,
     BrokerClock,
     BrokerError,
     BrokerOrder,
     BrokerPosition,
     OrderRequest,
+    SyncBroker,
 )
 from trading.brokers.robinhood_auth import RobinhoodAuth
 from trading.brokers.robinhood_http import RobinhoodHTTP, Unauthorized, parse_time
@@ -90,7 +90,7 @@ def _login_health() -> dict:
     }
 
 
-class RobinhoodBroker(BaseBroker):
+class RobinhoodBroker(SyncBroker):
     name = "robinhood"
 
     def __init__(self) -> None:
@@ -109,39 +109,10 @@ class RobinhoodBroker(BaseBroker):
     def health(cls) -> dict:
         return {"name": cls.name, "experimental": True, **_login_health()}
 
-    # -- sync work on the caller's thread (the login row and order refs are database rows) ----
-
-    def _run(self, method, /, *args: Any, **kwargs: Any) -> Any:
-        name = method.__name__
-        if getattr(method, "__func__", None) is getattr(RobinhoodBroker, name, None):
-            return getattr(self, f"_{name}")(*args, **kwargs)
-        return super()._run(method, *args, **kwargs)
+    # The work is synchronous (the login row and order refs are database rows): SyncBroker.
 
     async def initialize(self) -> None:
         await sync_to_async(self._get_account)()
-
-    async def get_account(self, *, session_id: int | None = None) -> BrokerAccount:
-        return await sync_to_async(self._get_account)(session_id=session_id)
-
-    async def get_positions(self, *, session_id: int | None = None) -> list[BrokerPosition]:
-        return await sync_to_async(self._get_positions)(session_id=session_id)
-
-    async def get_orders(
-        self, *, status: str = "open", session_id: int | None = None
-    ) -> list[BrokerOrder]:
-        return await sync_to_async(self._get_orders)(status=status, session_id=session_id)
-
-    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
-        return await sync_to_async(self._get_order_by_client_id)(client_order_id)
-
-    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
-        return await sync_to_async(self._submit_order)(request)
-
-    async def cancel_order(self, broker_order_id: str) -> None:
-        return await sync_to_async(self._cancel_order)(broker_order_id)
-
-    async def get_clock(self) -> BrokerClock:
-        return await sync_to_async(self._get_clock)()
 
     async def get_quote(self, symbol: str) -> dict:
         return await sync_to_async(self._get_quote)(symbol)
