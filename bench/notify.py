@@ -32,7 +32,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -43,11 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from throwaway import (  # noqa: E402 - bench/ is on sys.path
-    postgres_database,
-    redis_for_run,
-    trading_client,
-)
+from throwaway import run_environment, trading_client  # noqa: E402 - bench/ is on sys.path
 
 SECRET = secrets.token_urlsafe(24)
 BLOCK = 50
@@ -162,30 +157,15 @@ def main() -> int:
     parser.add_argument("--fail-rate", type=float, default=0.3)
     args = parser.parse_args()
 
-    tmp = tempfile.TemporaryDirectory(prefix="trp-bench-")
-    os.environ["VAR_DIR"] = tmp.name
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ["ALLOWED_HOSTS"] = "testserver"
     os.environ["API_THROTTLE_RATE"] = "1000000/minute"
     for name in ("NOTIFICATIONS_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN", "NOTIFICATIONS_EMAIL_TO"):
         os.environ.pop(name, None)
-    prefix = f"bench{os.getpid()}"
-    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = prefix
     with ExitStack() as cleanup:
-        cleanup.callback(tmp.cleanup)
-        if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-            database = postgres_database(os.environ["DATABASE_URL"])
-            os.environ["DATABASE_URL"] = cleanup.enter_context(database)
-        else:
-            os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
-        redis = redis_for_run(os.environ.get("REDIS_URL"), prefix, Path(tmp.name))
-        os.environ["REDIS_URL"] = cleanup.enter_context(redis)
+        var_dir = run_environment(cleanup)
         os.environ.pop("CELERY_BROKER_URL", None)
         try:
-            return run(args, cleanup, Path(tmp.name))
+            return run(args, cleanup, var_dir)
         finally:
             from django.db import connections
 

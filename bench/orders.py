@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from throwaway import postgres_database, redis_for_run, trading_client  # noqa: E402 - bench/ is on sys.path
+from throwaway import run_environment, trading_client  # noqa: E402 - bench/ is on sys.path
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -40,28 +38,12 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=1000)
     args = parser.parse_args()
 
-    tmp = tempfile.TemporaryDirectory(prefix="trp-bench-")
-    os.environ["VAR_DIR"] = tmp.name
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    # Production settings: DEBUG off (no per-query logging), behind a TLS proxy (the client
-    # sends X-Forwarded-Proto), and a throttle the bench's 1,300 orders a minute stay under.
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    # Production settings (run_environment) behind a TLS proxy (the client sends
+    # X-Forwarded-Proto), and a throttle the bench's 1,300 orders a minute stay under.
     os.environ["ALLOWED_HOSTS"] = "testserver"
     os.environ["API_THROTTLE_RATE"] = "1000000/minute"
-    # One prefix for both, so the run's keys can be deleted afterwards.
-    prefix = f"bench{os.getpid()}"
-    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = prefix
     with ExitStack() as cleanup:
-        cleanup.callback(tmp.cleanup)
-        if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-            database = postgres_database(os.environ["DATABASE_URL"])
-            os.environ["DATABASE_URL"] = cleanup.enter_context(database)
-        else:
-            os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
-        redis = redis_for_run(os.environ.get("REDIS_URL"), prefix, Path(tmp.name))
-        os.environ["REDIS_URL"] = cleanup.enter_context(redis)
+        run_environment(cleanup)
         try:
             return run(args.orders)
         finally:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from decimal import Decimal
@@ -30,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from throwaway import postgres_database, redis_for_run  # noqa: E402 - bench/ is on sys.path
+from throwaway import run_environment  # noqa: E402 - bench/ is on sys.path
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -59,23 +57,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
 
-    tmp = tempfile.TemporaryDirectory(prefix="trp-bench-")
-    os.environ["VAR_DIR"] = tmp.name
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    prefix = f"bench{os.getpid()}"
-    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = prefix
     with ExitStack() as cleanup:
-        cleanup.callback(tmp.cleanup)
-        if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-            database = postgres_database(os.environ["DATABASE_URL"])
-            os.environ["DATABASE_URL"] = cleanup.enter_context(database)
-        else:
-            os.environ["DATABASE_URL"] = f"sqlite:///{Path(tmp.name) / 'bench.sqlite3'}"
-        redis = redis_for_run(os.environ.get("REDIS_URL"), prefix, Path(tmp.name))
-        os.environ["REDIS_URL"] = cleanup.enter_context(redis)
+        run_environment(cleanup)
         from tests.fakes.robinhood_login import MFA_SECRET, PASSWORD, USERNAME
         from tests.fakes.robinhood_server import FakeRobinhood
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,6 +57,34 @@ def redis_for_run(url: str | None, prefix: str, var_dir: Path) -> Iterator[str]:
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])
         client.close()
+
+
+def run_environment(cleanup: ExitStack) -> Path:
+    """The run's environment, undone by `cleanup`: a temporary VAR_DIR (returned), production
+    settings (DEBUG off, warnings only), one key prefix for cache and channels, and its own
+    database (`postgres_database` next to DATABASE_URL's when that is PostgreSQL, else SQLite in
+    VAR_DIR) and Redis (`redis_for_run`). Django is not set up yet: callers set what else they
+    need in the environment first."""
+    tmp = tempfile.TemporaryDirectory(prefix="trp-bench-")
+    cleanup.callback(tmp.cleanup)
+    var_dir = Path(tmp.name)
+    os.environ["VAR_DIR"] = tmp.name
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingrobot.settings")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    # One prefix for both, so the run's keys can be deleted afterwards.
+    prefix = f"bench{os.getpid()}"
+    os.environ["CHANNELS_PREFIX"] = os.environ["CACHE_PREFIX"] = prefix
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        database = postgres_database(os.environ["DATABASE_URL"])
+        os.environ["DATABASE_URL"] = cleanup.enter_context(database)
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{var_dir / 'bench.sqlite3'}"
+    os.environ["REDIS_URL"] = cleanup.enter_context(
+        redis_for_run(os.environ.get("REDIS_URL"), prefix, var_dir)
+    )
+    return var_dir
 
 
 def trading_client():
