@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -100,3 +101,31 @@ def next_bar(symbol: str, *, open_, high, low, close):
         if sym == symbol:
             bar = created
     return bar
+
+
+def run_together(targets) -> list[Exception]:
+    """Run each callable in a thread of its own, all released at once (a barrier); each thread
+    closes its database connection. Returns the exceptions raised."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(targets))
+    errors = []
+
+    def wrap(fn):
+        def run():
+            try:
+                barrier.wait()
+                fn()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        return run
+
+    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

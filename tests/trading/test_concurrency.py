@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from tests.helpers import run_together
 from trading import services
 from trading.brokers import paper
 from trading.models import Order, Trade
@@ -56,30 +57,6 @@ def test_twenty_identical_submissions_at_once_make_one_order_and_one_broker_call
     assert {r.order.pk for r in results} == {Order.objects.get().pk}
 
 
-def _run_threads(targets):
-    barrier = threading.Barrier(len(targets))
-    errors = []
-
-    def wrap(fn):
-        def run():
-            try:
-                barrier.wait()
-                fn()
-            except Exception as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
 def test_halt_racing_submissions_leaves_no_open_order():
     from marketdata.selectors import last_price
     from marketdata.services import bars_collect
@@ -108,7 +85,7 @@ def test_halt_racing_submissions_leaves_no_open_order():
 
     targets = [submit(i) for i in range(12)]
     targets.insert(6, lambda: services.trading_halt(reason="race"))
-    errors = _run_threads(targets)
+    errors = run_together(targets)
 
     assert errors == []
     # Whatever got in before the switch, nothing is left working at the broker.
@@ -134,7 +111,7 @@ def test_concurrent_retries_of_one_pending_order_send_it_once(monkeypatch):
     order = services.order_submit(symbol="SPY", side="buy", qty=Decimal("1")).order
     assert order.status == "pending_submit"
 
-    errors = _run_threads([lambda: services.order_resubmit(order_id=order.pk)] * 10)
+    errors = run_together([lambda: services.order_resubmit(order_id=order.pk)] * 10)
 
     assert errors == []
     assert len(calls) == 2
@@ -162,7 +139,7 @@ def test_concurrent_fills_of_one_symbol_book_every_share_and_every_dollar():
             symbol=symbol, side=side, qty=Decimal(qty), client_order_id=f"fill-{i}"
         )
 
-    errors = _run_threads([submit(i, *order) for i, order in enumerate(orders)])
+    errors = run_together([submit(i, *order) for i, order in enumerate(orders)])
 
     assert errors == []
     filled = Order.objects.filter(client_order_id__startswith="fill-", status=OrderStatus.FILLED)

@@ -4,45 +4,19 @@ fill shrinks its sibling."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from marketdata.selectors import last_price
-from tests.helpers import next_bar
+from tests.helpers import next_bar, run_together
 from trading import selectors, services
 from trading.brokers.base import Fill
 from trading.models import Order, OrderStatus, Position, Trade
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _together(*targets):
-    barrier = threading.Barrier(len(targets))
-    errors = []
-
-    def wrap(fn):
-        def run():
-            try:
-                barrier.wait()
-                fn()
-            except Exception as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def _bracket(price, *, qty="10", **extra):
@@ -82,7 +56,7 @@ def test_two_bar_runs_at_once_fill_exactly_one_exit(session, market):
         entry = _bracket(price)
         assert set(entry.legs.values_list("status", flat=True)) == {"accepted"}
         next_bar("SPY", open_=price, high=price + 8, low=price - 8, close=price)
-        errors = _together(services.orders_process_bars, services.orders_process_bars)
+        errors = run_together([services.orders_process_bars, services.orders_process_bars])
         assert errors == []
         statuses = sorted(entry.legs.values_list("status", flat=True))
         assert statuses == ["canceled", "filled"]
@@ -100,8 +74,8 @@ def test_conflicting_reports_of_both_exits_at_once_record_only_one(session, mark
             (take_profit, _filled(take_profit, take_profit.qty, price + 5)),
             (stop, _filled(stop, stop.qty, price - 5)),
         ]
-        errors = _together(
-            *[
+        errors = run_together(
+            [
                 (lambda o=o, s=s: services.order_record_broker_state(order_id=o.pk, state=s))
                 for o, s in reports
             ]
