@@ -129,3 +129,17 @@ def run_together(targets) -> list[Exception]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def dashboard_logged_in(browser, base: str, *, height: int = 1300) -> tuple[Any, list[str]]:
+    """A dashboard page logged in as alice (password correct-horse-9), its stream live; and the
+    list its page errors go to."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "correct-horse-9")
+    page.click("#login-submit")
+    page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+    return page, errors

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.helpers import ARTIFACTS, chromium, off_loop
+from tests.helpers import ARTIFACTS, chromium, dashboard_logged_in, off_loop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -55,15 +55,7 @@ def test_dashboard_live_updates_and_reconnect(trading_ready, trade_key, daphne_f
 
     web = daphne_factory()
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-        page.goto(web.base + "/")
-        page.fill("#id_username", "alice")
-        page.fill("#id_password", "correct-horse-9")
-        page.click("#login-submit")
-        page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+        page, errors = dashboard_logged_in(browser, web.base, height=1300)
 
         # Charts render from the REST bars: a canvas and a bar count per symbol.
         page.wait_for_function(

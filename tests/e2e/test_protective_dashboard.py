@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from tests.e2e.test_dashboard_browser import trading_ready  # noqa: F401 - fixture
-from tests.helpers import ARTIFACTS, chromium, off_loop
+from tests.helpers import ARTIFACTS, chromium, dashboard_logged_in, off_loop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -56,14 +56,7 @@ def test_bracket_legs_show_under_their_parent(trading_ready, trade_key, daphne_f
 
     web = daphne_factory()
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(web.base + "/")
-        page.fill("#id_username", "alice")
-        page.fill("#id_password", "correct-horse-9")
-        page.click("#login-submit")
-        page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+        page, errors = dashboard_logged_in(browser, web.base, height=1300)
 
         parent_id = off_loop(_submit_bracket, web.base, trade_key)
         page.wait_for_selector("#orders tr.leg", timeout=3_000)

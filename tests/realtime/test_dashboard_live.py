@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from realtime.sources.synthetic_ticks import SyntheticTickSource
 from streaming import events
 from streaming.publish import send_now
-from tests.helpers import ARTIFACTS, chromium, off_loop
+from tests.helpers import ARTIFACTS, chromium, dashboard_logged_in, off_loop
 from tests.realtime.quotes_support import RecordingLink
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -70,14 +70,7 @@ def test_dashboard_live_price_forming_candle_and_stream_status(
     settings.COLLECT_INTERVAL_SECONDS = 30  # the simulated bar forms over 30 s of wall time
     web = daphne_factory()
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(web.base + "/")
-        page.fill("#id_username", "alice")
-        page.fill("#id_password", "correct-horse-9")
-        page.click("#login-submit")
-        page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+        page, errors = dashboard_logged_in(browser, web.base, height=1100)
         page.wait_for_function(
             "() => /^[1-9][0-9]* bars$/.test("
             "document.querySelector('[data-bars-for=SPY]').textContent)",
