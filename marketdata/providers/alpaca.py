@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from core.http import disable_sdk_retry, install_timeout
+from core.times import parse_iso_utc
 from marketdata.providers.base import BarData, BaseProvider, ProviderError, Quote
 
 logger = logging.getLogger(__name__)
@@ -33,24 +34,12 @@ def _price(value: Any) -> Decimal | None:
     return price if price.is_finite() and price > 0 else None
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def bar_from_alpaca(symbol: str, timeframe: str, row: Any) -> BarData | None:
     """Our BarData for one Alpaca bar row, or None (logged) if the row is not a sane bar."""
     if not isinstance(row, dict):
         logger.warning("Skipping non-object Alpaca bar for %s: %r", symbol, row)
         return None
-    ts = _timestamp(row.get("t"))
+    ts = parse_iso_utc(row.get("t"))
     o, h, low, c = (_price(row.get(k)) for k in ("o", "h", "l", "c"))
     volume = row.get("v")
     problem = None
@@ -176,7 +165,7 @@ class AlpacaProvider(BaseProvider):
         for symbol in symbols:
             row = trades.get(symbol) if isinstance(trades, dict) else None
             price = _price(row.get("p")) if isinstance(row, dict) else None
-            ts = _timestamp(row.get("t")) if isinstance(row, dict) else None
+            ts = parse_iso_utc(row.get("t")) if isinstance(row, dict) else None
             if price is not None and ts is not None:
                 result[symbol] = Quote(symbol=symbol, price=price, timestamp=ts)
 
@@ -195,7 +184,7 @@ class AlpacaProvider(BaseProvider):
                 bid, ask, ts = (
                     _price(row.get("bp")),
                     _price(row.get("ap")),
-                    _timestamp(row.get("t")),
+                    parse_iso_utc(row.get("t")),
                 )
                 if ts is None or (bid is None and ask is None):
                     logger.warning("No usable Alpaca trade or quote for %s: %r", symbol, row)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 import msgpack
 
+from core.times import parse_iso_utc
 from realtime.feed import (
     MarketFeed,
     clean_price,
@@ -77,13 +78,7 @@ class StreamRefused(Exception):
 def _timestamp(value: Any) -> datetime | None:
     if isinstance(value, msgpack.Timestamp):
         return value.to_datetime()
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
+    return parse_iso_utc(value)
 
 
 @cache

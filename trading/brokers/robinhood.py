@@ -38,6 +38,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Min
 from django.utils import timezone
 
+from core.times import parse_iso_utc
 from trading.brokers.base import (
     BrokerAccount,
     BrokerClock,
@@ -48,7 +49,7 @@ from trading.brokers.base import (
     SyncBroker,
 )
 from trading.brokers.robinhood_auth import RobinhoodAuth
-from trading.brokers.robinhood_http import RobinhoodHTTP, Unauthorized, parse_time
+from trading.brokers.robinhood_http import RobinhoodHTTP, Unauthorized
 from trading.brokers.robinhood_orders import (
     OPEN_STATES,
     check_request,
@@ -397,15 +398,15 @@ class RobinhoodBroker(SyncBroker):
         )
         if not isinstance(today, dict):
             raise self._bad("get_clock", "market hours")
-        opens, closes = parse_time(today.get("opens_at")), parse_time(today.get("closes_at"))
+        opens, closes = parse_iso_utc(today.get("opens_at")), parse_iso_utc(today.get("closes_at"))
         trading_day = bool(today.get("is_open")) and opens is not None and closes is not None
         is_open = trading_day and opens <= now < closes
         next_open = opens if trading_day and now < opens else None
         next_close = closes if trading_day and now < closes else None
         if next_open is None or next_close is None:
             following = self._next_open_day(today)
-            next_open = next_open or parse_time(following.get("opens_at"))
-            next_close = next_close or parse_time(following.get("closes_at"))
+            next_open = next_open or parse_iso_utc(following.get("opens_at"))
+            next_close = next_close or parse_iso_utc(following.get("closes_at"))
         return BrokerClock(
             timestamp=now, is_open=is_open, next_open=next_open, next_close=next_close
         )

@@ -10,8 +10,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.times import parse_iso_utc
 from trading.brokers.base import BrokerError, BrokerOrder, Fill, OrderRequest
-from trading.brokers.robinhood_http import parse_time
 
 logger = logging.getLogger("trading.brokers.robinhood")
 
@@ -89,7 +89,7 @@ def order_from_robinhood(raw: dict, *, client_order_id: str, symbol: str) -> Bro
                 qty=qty,
                 price=price,
                 fee=Decimal("0"),
-                executed_at=parse_time(execution.get("timestamp")) or timezone.now(),
+                executed_at=parse_iso_utc(execution.get("timestamp")) or timezone.now(),
                 broker_trade_id=str(execution.get("id") or ""),
             )
         )
@@ -112,7 +112,7 @@ def order_from_robinhood(raw: dict, *, client_order_id: str, symbol: str) -> Bro
         stop_price=to_decimal(raw.get("stop_price")),
         time_in_force=tif,
         reject_reason=reject_reason,
-        submitted_at=parse_time(raw.get("created_at")),
+        submitted_at=parse_iso_utc(raw.get("created_at")),
         fills=fills,
     )
 
