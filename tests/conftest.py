@@ -6,6 +6,9 @@ from rest_framework.test import APIClient
 
 from trading.models import ApiKey, ApiScope
 
+# The fake Alpaca server and the broker configured against it (`fake_alpaca`, `alpaca`).
+pytest_plugins = ["tests.fakes.alpaca_fixtures"]
+
 
 def pytest_collection_modifyitems(config, items):
     if connection.vendor == "postgresql":

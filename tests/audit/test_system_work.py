@@ -9,22 +9,10 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEntry
-from tests.fakes.alpaca_fixtures import fake_alpaca  # noqa: F401
-from tests.fakes.alpaca_server import API_KEY, SECRET_KEY
 from trading import services, tasks
 from trading.models import Order, OrderStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alpaca(settings, fake_alpaca, market):  # noqa: F811
-    settings.BROKER = "alpaca"
-    settings.ALPACA_API_KEY = API_KEY
-    settings.ALPACA_SECRET_KEY = SECRET_KEY
-    settings.ALPACA_URL_OVERRIDE = fake_alpaca.trading_url
-    services.session_start()
-    return fake_alpaca
 
 
 def test_a_reconcile_task_that_repairs_is_recorded_as_system(alpaca):

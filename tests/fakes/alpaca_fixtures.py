@@ -1,7 +1,8 @@
 """pytest fixtures for the fake Alpaca server.
 
 Import them into a test module with
-`from tests.fakes.alpaca_fixtures import fake_alpaca  # noqa: F401`.
+`from tests.fakes.alpaca_fixtures import fake_alpaca  # noqa: F401` (and `alpaca` for the
+broker configured against it, with a running session).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca_server import API_KEY, SECRET_KEY, FakeAlpaca
 
 
 @pytest.fixture
@@ -21,3 +22,18 @@ def fake_alpaca() -> Iterator[FakeAlpaca]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def alpaca(settings, fake_alpaca, market):
+    """BROKER=alpaca (paper) against `fake_alpaca`, and a running trading session on it."""
+    from trading import services
+
+    settings.BROKER = "alpaca"
+    settings.ALPACA_API_KEY = API_KEY
+    settings.ALPACA_SECRET_KEY = SECRET_KEY
+    settings.ALPACA_PAPER = True
+    settings.ALPACA_URL_OVERRIDE = fake_alpaca.trading_url
+    session = services.session_start()
+    assert session.broker == "alpaca"
+    return fake_alpaca
